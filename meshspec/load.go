@@ -1,0 +1,517 @@
+package meshspec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Limits that keep a hostile file from exhausting memory.
+const (
+	// MaxFileSize is the largest file Load reads.
+	MaxFileSize = 8 << 20
+	// maxNodes bounds the YAML nodes one file may expand to, aliases included.
+	maxNodes = 1 << 20
+)
+
+// Position is where a document or a field stands in its source.
+type Position struct {
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+}
+
+// String renders the position as file:line:column, leaving out what is unknown.
+func (p Position) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Column == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// FieldError is a problem with one field of one document.
+type FieldError struct {
+	Position
+	// Object is "Kind namespace/name" or "Kind name", when known.
+	Object string
+	// Field is the path of the field, such as spec.routes[1].backends.
+	Field string
+	// Message says what is wrong and what to do.
+	Message string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Position.String())
+	b.WriteString(": ")
+	if e.Object != "" {
+		b.WriteString(e.Object)
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Load reads the YAML documents of one file. Documents of the meshcd.dev
+// API are decoded strictly into their types: an unknown field, a wrong type
+// or a value out of range is an error naming file:line:column and the field
+// path. Other documents are returned as plain manifests. Every error of the
+// file is returned, joined; on error the Set is nil.
+func Load(file string, data []byte) (*Set, error) {
+	if len(data) > MaxFileSize {
+		return nil, &FieldError{Position: Position{File: file}, Message: fmt.Sprintf("file is %d bytes, more than the %d meshcd reads; split it", len(data), MaxFileSize)}
+	}
+	set := NewSet()
+	var errs []error
+	budget := maxNodes
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, &FieldError{Position: Position{File: file, Line: yamlErrorLine(err)}, Message: "malformed YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+			break
+		}
+		if err := loadDocument(set, file, &doc, &budget); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return set, nil
+}
+
+// loadDocument adds one document to set.
+func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil
+		}
+		doc = doc.Content[0]
+	}
+	pos := Position{File: file, Line: doc.Line, Column: doc.Column}
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return nil // an empty document, as between two "---"
+	}
+	if doc.Kind != yaml.MappingNode {
+		return &FieldError{Position: pos, Message: "a document must be a mapping with apiVersion and kind"}
+	}
+	apiVersion, kind := scalarField(doc, "apiVersion"), scalarField(doc, "kind")
+	if apiVersion == "" || kind == "" {
+		return &FieldError{Position: pos, Message: "document has no apiVersion or kind; every document must name both"}
+	}
+	w := &walker{file: file, budget: budget, positions: map[string]Position{}}
+	if strings.HasPrefix(apiVersion, Group+"/") {
+		return loadSpec(set, w, doc, pos, apiVersion, kind)
+	}
+	v := w.generic(doc, "")
+	if len(w.errs) > 0 {
+		return errors.Join(w.errs...)
+	}
+	obj := &unstructured.Unstructured{Object: v.(map[string]any)}
+	if obj.GetName() == "" && obj.GetGenerateName() == "" {
+		return &FieldError{Position: pos, Object: kind, Field: "metadata.name", Message: "a manifest needs a name"}
+	}
+	return set.addManifest(obj, pos)
+}
+
+// loadSpec decodes a meshcd.dev document strictly.
+func loadSpec(set *Set, w *walker, doc *yaml.Node, pos Position, apiVersion, kind string) error {
+	if apiVersion != APIVersion {
+		return &FieldError{Position: pos, Object: kind, Field: "apiVersion", Message: fmt.Sprintf("unsupported version %q; use %s", apiVersion, APIVersion)}
+	}
+	var target any
+	switch kind {
+	case KindMeshNamespace:
+		target = &MeshNamespace{}
+	case KindMeshService:
+		target = &MeshService{}
+	case KindDataplaneRollout:
+		target = &DataplaneRollout{}
+	default:
+		return &FieldError{Position: pos, Field: "kind", Message: fmt.Sprintf("unknown kind %q in %s; use %s, %s or %s", kind, APIVersion, KindMeshNamespace, KindMeshService, KindDataplaneRollout)}
+	}
+	v := w.typed(doc, reflect.TypeOf(target).Elem(), "")
+	if len(w.errs) > 0 {
+		return errors.Join(w.errs...)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return &FieldError{Position: pos, Object: kind, Message: "cannot encode document: " + err.Error()}
+	}
+	if err := json.Unmarshal(raw, target); err != nil {
+		return &FieldError{Position: pos, Object: kind, Message: "cannot decode document: " + err.Error()}
+	}
+	doc2 := &document{file: w.file, positions: w.positions, pos: pos}
+	switch t := target.(type) {
+	case *MeshNamespace:
+		return set.addNamespace(t, doc2)
+	case *MeshService:
+		return set.addService(t, doc2)
+	default:
+		return set.addRollout(t.(*DataplaneRollout), doc2)
+	}
+}
+
+// document is one decoded spec document and the positions of its fields.
+type document struct {
+	file      string
+	pos       Position
+	positions map[string]Position
+}
+
+// at returns the position of a field path, or of the nearest parent known.
+func (d *document) at(path string) Position {
+	for p := path; p != ""; {
+		if pos, ok := d.positions[p]; ok {
+			return pos
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return d.pos
+}
+
+// walker converts YAML nodes into JSON-ready values, checking them against
+// Go types and recording the position of every field path.
+type walker struct {
+	file      string
+	budget    *int
+	errs      []error
+	positions map[string]Position
+}
+
+func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
+	w.errs = append(w.errs, &FieldError{Position: Position{File: w.file, Line: n.Line, Column: n.Column}, Field: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// spend charges one node to the budget and reports whether it is exhausted.
+func (w *walker) spend(n *yaml.Node, path string) bool {
+	*w.budget--
+	if *w.budget == 0 {
+		w.fail(n, path, "document expands to more than %d YAML nodes (an alias bomb?); meshcd refuses it", maxNodes)
+	}
+	return *w.budget <= 0
+}
+
+func (w *walker) record(n *yaml.Node, path string) {
+	if path != "" {
+		w.positions[path] = Position{File: w.file, Line: n.Line, Column: n.Column}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var (
+	durationType   = reflect.TypeOf(metav1.Duration{})
+	objectMetaType = reflect.TypeOf(metav1.ObjectMeta{})
+	typeMetaType   = reflect.TypeOf(metav1.TypeMeta{})
+)
+
+// objectMetaFields are the metadata fields a spec document may set.
+var objectMetaFields = map[string]reflect.Type{
+	"name":        reflect.TypeOf(""),
+	"namespace":   reflect.TypeOf(""),
+	"labels":      reflect.TypeOf(map[string]string{}),
+	"annotations": reflect.TypeOf(map[string]string{}),
+}
+
+// typed converts n, which must fit type t, into a JSON-ready value.
+func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
+	if w.spend(n, path) {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode {
+		return w.typed(n.Alias, t, path)
+	}
+	w.record(n, path)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == durationType:
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n, path, "want a duration such as 500ms or 2s")
+			return nil
+		}
+		d, err := time.ParseDuration(n.Value)
+		if err != nil || d < 0 {
+			w.fail(n, path, "%q is not a duration; write one such as 500ms or 2s", n.Value)
+			return nil
+		}
+		return n.Value
+	case t == objectMetaType:
+		return w.fields(n, path, func(key string) (reflect.Type, bool) {
+			ft, ok := objectMetaFields[key]
+			return ft, ok
+		}, "only name, namespace, labels and annotations")
+	case t.Kind() == reflect.Struct:
+		return w.fields(n, path, structFields(t), "")
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "want a mapping")
+			return nil
+		}
+		out := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				w.fail(k, path, "keys must be plain strings")
+				continue
+			}
+			p := join(path, k.Value)
+			if _, dup := out[k.Value]; dup {
+				w.fail(k, p, "key is set twice")
+				continue
+			}
+			out[k.Value] = w.typed(v, t.Elem(), p)
+		}
+		return out
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, path, "want a list")
+			return nil
+		}
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			out = append(out, w.typed(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
+		}
+		return out
+	}
+	if n.Kind != yaml.ScalarNode {
+		w.fail(n, path, "want a single value, not a %s", nodeKind(n))
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return n.Value
+	case reflect.Bool:
+		b, err := strconv.ParseBool(n.Value)
+		if err != nil || n.Tag != "!!bool" {
+			w.fail(n, path, "%q is not true or false", n.Value)
+			return nil
+		}
+		return b
+	case reflect.Int32, reflect.Int64, reflect.Int:
+		i, err := strconv.ParseInt(n.Value, 10, t.Bits())
+		if err != nil || n.Tag != "!!int" {
+			w.fail(n, path, "%q is not a whole number", n.Value)
+			return nil
+		}
+		return i
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") {
+			w.fail(n, path, "%q is not a number", n.Value)
+			return nil
+		}
+		return f
+	}
+	w.fail(n, path, "unsupported field type %s", t)
+	return nil
+}
+
+// fields converts a mapping node into a struct's fields, refusing unknown keys.
+func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.Type, bool), known string) any {
+	if n.Kind != yaml.MappingNode {
+		w.fail(n, path, "want a mapping, not a %s", nodeKind(n))
+		return nil
+	}
+	out := map[string]any{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p := join(path, k.Value)
+		ft, ok := lookup(k.Value)
+		if !ok {
+			hint := known
+			if hint == "" {
+				hint = "check the spelling against the JSON Schema in meshspec/schema"
+			} else {
+				hint = hint + " are read here"
+			}
+			w.fail(k, p, "unknown field %q; %s", k.Value, hint)
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			w.fail(k, p, "field is set twice")
+			continue
+		}
+		out[k.Value] = w.typed(v, ft, p)
+	}
+	return out
+}
+
+// structFields returns a lookup of t's JSON field names, inline fields included.
+func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
+	fields := map[string]reflect.Type{}
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case f.Type == typeMetaType:
+				fields["apiVersion"] = reflect.TypeOf("")
+				fields["kind"] = reflect.TypeOf("")
+			case strings.Contains(opts, "inline"):
+				collect(f.Type)
+			case name != "" && name != "-":
+				fields[name] = f.Type
+			}
+		}
+	}
+	collect(t)
+	return func(key string) (reflect.Type, bool) {
+		ft, ok := fields[key]
+		return ft, ok
+	}
+}
+
+// generic converts a node of a plain manifest into JSON-ready values.
+func (w *walker) generic(n *yaml.Node, path string) any {
+	if w.spend(n, path) {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return w.generic(n.Alias, path)
+	case yaml.MappingNode:
+		out := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+				w.fail(k, path, "YAML merge keys (<<) are not supported; write the fields out")
+				continue
+			}
+			if k.Kind != yaml.ScalarNode {
+				w.fail(k, path, "keys must be plain strings")
+				continue
+			}
+			p := join(path, k.Value)
+			if _, dup := out[k.Value]; dup {
+				w.fail(k, p, "key is set twice")
+				continue
+			}
+			out[k.Value] = w.generic(v, p)
+		}
+		return out
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			out = append(out, w.generic(c, fmt.Sprintf("%s[%d]", path, i)))
+		}
+		return out
+	case yaml.ScalarNode:
+		return scalar(n)
+	}
+	w.fail(n, path, "unsupported YAML node")
+	return nil
+}
+
+// scalar converts a scalar by its resolved YAML tag, as Kubernetes does.
+func scalar(n *yaml.Node) any {
+	switch n.Tag {
+	case "!!null":
+		return nil
+	case "!!bool":
+		if b, err := strconv.ParseBool(n.Value); err == nil {
+			return b
+		}
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+			return i
+		}
+	case "!!float":
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return f
+		}
+	}
+	return n.Value
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
+}
+
+// scalarField returns the value of a top-level scalar key of a mapping.
+func scalarField(m *yaml.Node, key string) string {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.ScalarNode {
+			return m.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+// yamlErrorLine extracts the line number yaml.v3 puts in its messages.
+func yamlErrorLine(err error) int {
+	msg := err.Error()
+	i := strings.Index(msg, "line ")
+	if i < 0 {
+		return 0
+	}
+	j := i + len("line ")
+	k := j
+	for k < len(msg) && msg[k] >= '0' && msg[k] <= '9' {
+		k++
+	}
+	line, _ := strconv.Atoi(msg[j:k])
+	return line
+}
+
+// sortErrors orders field errors by file and position, for stable output.
+func sortErrors(errs []error) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, aok := errs[i].(*FieldError)
+		b, bok := errs[j].(*FieldError)
+		if !aok || !bok {
+			return aok
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+}
