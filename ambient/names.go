@@ -73,6 +73,12 @@ const (
 	AnnotationOwnership = "meshcd.dev/ownership"
 	// OwnershipPartial is AnnotationOwnership's value.
 	OwnershipPartial = "partial"
+	// AnnotationDigest holds a digest of the object meshcd last applied, so
+	// that an unchanged object is recognised without a request to the server.
+	AnnotationDigest = "meshcd.dev/digest"
+	// FieldManager is meshcd's server-side apply field manager. It never
+	// changes: a new name would orphan every field the old one owns.
+	FieldManager = "meshcd"
 )
 
 // API groups and kinds.

@@ -1,0 +1,484 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+// WaypointChecker tells whether a waypoint serves traffic.
+type WaypointChecker interface {
+	// WaypointReady reports whether the waypoint Gateway namespace/name is
+	// Programmed and has ready endpoints; reason says what is missing.
+	WaypointReady(ctx context.Context, namespace, name string) (ready bool, reason string, err error)
+}
+
+// Options tune an apply.
+type Options struct {
+	// Force takes ownership of fields another field manager owns. Without
+	// it such a conflict is an error naming that manager.
+	Force bool
+	// Concurrency is how many objects are compared and applied at once.
+	Concurrency int
+	// WaypointTimeout bounds the wait for a waypoint to become ready before
+	// the labels that enroll traffic in it are written.
+	WaypointTimeout time.Duration
+	// PollInterval is how often readiness is polled.
+	PollInterval time.Duration
+}
+
+// DefaultOptions returns the options meshcd uses unless told otherwise.
+func DefaultOptions() Options {
+	return Options{Concurrency: 8, WaypointTimeout: 2 * time.Minute, PollInterval: 500 * time.Millisecond}
+}
+
+// Manager applies and prunes objects with one client.
+type Manager struct {
+	client    client.Client
+	waypoints WaypointChecker
+	opts      Options
+}
+
+// New returns a Manager. waypoints decides when enrollment labels may be written.
+func New(c client.Client, waypoints WaypointChecker, opts Options) *Manager {
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 1
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultOptions().PollInterval
+	}
+	return &Manager{client: c, waypoints: waypoints, opts: opts}
+}
+
+// ConflictError is an apply refused because another field manager owns
+// fields meshcd wants to set.
+type ConflictError struct {
+	Object   string
+	Managers []string
+	Fields   []string
+	Err      error
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s apply conflicts with field manager %s on %s; another tool changed these fields: reconcile the spec with it, or apply with --force to take ownership",
+		e.Object, quoteJoin(e.Managers), strings.Join(e.Fields, ", "))
+}
+
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// Apply applies objs in stages: CRDs and Namespaces, then Gateways, then the
+// rest, then the waypoint labels held back until their waypoints are ready.
+// It stops at the first stage with an error and returns what it did so far.
+func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
+	cs := &ChangeSet{}
+	desired := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		d := o.DeepCopy()
+		if err := Stamp(d); err != nil {
+			return cs, err
+		}
+		desired = append(desired, d)
+	}
+	held, err := m.holdEnrollment(ctx, desired)
+	if err != nil {
+		return cs, err
+	}
+
+	var defs, gateways, rest []*unstructured.Unstructured
+	for _, o := range desired {
+		if h, ok := held[o]; ok {
+			o = h.now
+		}
+		switch gk := o.GroupVersionKind().GroupKind(); {
+		case gk == ambient.NamespaceGK || gk == crdGK:
+			defs = append(defs, o)
+		case gk == ambient.GatewayGK:
+			gateways = append(gateways, o)
+		default:
+			rest = append(rest, o)
+		}
+	}
+	for _, stage := range [][]*unstructured.Unstructured{defs, gateways, rest} {
+		changes, err := m.applyStage(ctx, stage)
+		cs.add(changes...)
+		if err != nil {
+			return cs, err
+		}
+		if err := m.waitCRDs(ctx, stage); err != nil {
+			return cs, err
+		}
+	}
+	changes, err := m.enroll(ctx, held)
+	cs.add(changes...)
+	return cs, err
+}
+
+// held is a partial object whose waypoint labels wait for the waypoint.
+type held struct {
+	// now is the object without the waypoint labels, applied at once.
+	now *unstructured.Unstructured
+	// later is the whole object, applied once the waypoint is ready.
+	later *unstructured.Unstructured
+	// waypoints are the namespace/name of every waypoint it names.
+	waypoints []waypointRef
+}
+
+// waypointRef names a waypoint Gateway.
+type waypointRef struct{ namespace, name string }
+
+// enrollmentLabels are the labels that send traffic to a waypoint. Writing
+// one before its waypoint is ready would let traffic skip the waypoint's
+// policies (waypoints fail open).
+var enrollmentLabels = []struct{ name, namespace string }{
+	{ambient.LabelUseWaypoint, ambient.LabelUseWaypointNamespace},
+	{ambient.LabelUseWaypointCanary, ambient.LabelUseWaypointCanaryNamespace},
+}
+
+// holdEnrollment finds the partial objects whose waypoint labels must wait:
+// those that are not live yet and whose waypoint is not ready now.
+func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Unstructured) (map[*unstructured.Unstructured]held, error) {
+	out := map[*unstructured.Unstructured]held{}
+	for _, o := range desired {
+		if !isPartial(o) {
+			continue
+		}
+		labels := o.GetLabels()
+		var refs []waypointRef
+		for _, l := range enrollmentLabels {
+			name := labels[l.name]
+			if name == "" || name == "none" {
+				continue
+			}
+			ns := labels[l.namespace]
+			if ns == "" {
+				ns = o.GetNamespace()
+				if o.GroupVersionKind().GroupKind() == ambient.NamespaceGK {
+					ns = o.GetName()
+				}
+			}
+			refs = append(refs, waypointRef{ns, name})
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%s read failed: %w", describe(o), err)
+		}
+		wait := false
+		for _, l := range enrollmentLabels {
+			if v := labels[l.name]; v != "" && v != "none" && live.GetLabels()[l.name] != v {
+				wait = true
+			}
+		}
+		if !wait {
+			continue // already enrolled in this waypoint: keep the label
+		}
+		ready := true
+		for _, r := range refs {
+			ok, _, err := m.waypoints.WaypointReady(ctx, r.namespace, r.name)
+			if err != nil {
+				return nil, err
+			}
+			ready = ready && ok
+		}
+		if ready {
+			continue
+		}
+		now := o.DeepCopy()
+		nl := now.GetLabels()
+		for _, l := range enrollmentLabels {
+			delete(nl, l.name)
+			delete(nl, l.namespace)
+		}
+		now.SetLabels(nl)
+		if err := Stamp(now); err != nil {
+			return nil, err
+		}
+		out[o] = held{now: now, later: o, waypoints: refs}
+	}
+	return out, nil
+}
+
+// enroll waits, within WaypointTimeout, for the waypoints of held objects
+// and applies their labels; those whose waypoint never got ready wait.
+func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstructured]held) ([]Change, error) {
+	if len(heldObjs) == 0 {
+		return nil, nil
+	}
+	all := make([]held, 0, len(heldObjs))
+	for _, h := range heldObjs {
+		all = append(all, h)
+	}
+	sort.Slice(all, func(i, j int) bool { return describe(all[i].later) < describe(all[j].later) })
+
+	reasons := map[waypointRef]string{}
+	ready := map[waypointRef]bool{}
+	waitCtx, cancel := context.WithTimeout(ctx, m.opts.WaypointTimeout)
+	defer cancel()
+	_ = wait.PollUntilContextCancel(waitCtx, m.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
+		done := true
+		for _, h := range all {
+			for _, r := range h.waypoints {
+				if ready[r] {
+					continue
+				}
+				ok, reason, err := m.waypoints.WaypointReady(ctx, r.namespace, r.name)
+				if err != nil {
+					reason = err.Error()
+				}
+				ready[r], reasons[r] = ok, reason
+				done = done && ok
+			}
+		}
+		return done, nil
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	var (
+		changes []Change
+		apply   []*unstructured.Unstructured
+	)
+	for _, h := range all {
+		var missing []string
+		for _, r := range h.waypoints {
+			if !ready[r] {
+				missing = append(missing, fmt.Sprintf("waypoint %s/%s is not ready (%s)", r.namespace, r.name, reasons[r]))
+			}
+		}
+		if len(missing) > 0 {
+			changes = append(changes, Change{Object: describe(h.later), Action: Waiting,
+				Reason: "waypoint label held back, so traffic is not sent to a waypoint that cannot enforce its policies: " + strings.Join(missing, "; ")})
+			continue
+		}
+		apply = append(apply, h.later)
+	}
+	applied, err := m.applyStage(ctx, apply)
+	return append(changes, applied...), err
+}
+
+// applyStage applies objs concurrently and returns one change for each.
+func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured) ([]Change, error) {
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	live, err := m.index(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	changes := make([]Change, len(objs))
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(m.opts.Concurrency)
+	for i, o := range objs {
+		g.Go(func() error {
+			c, err := m.applyOne(gctx, o, live[key(o)])
+			changes[i] = c
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if len(errs) > 0 {
+		return changes, errors.Join(errs...)
+	}
+	return changes, nil
+}
+
+// applyOne applies one object unless its live copy already is desired.
+func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unstructured) (Change, error) {
+	c := Change{Object: describe(desired)}
+	if Current(desired, live) {
+		c.Action = Unchanged
+		return c, nil
+	}
+	partial := isPartial(desired)
+	if live == nil {
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(desired.GroupVersionKind())
+		err := m.client.Get(ctx, client.ObjectKeyFromObject(desired), got)
+		switch {
+		case apierrors.IsNotFound(err) && partial:
+			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", describe(desired))
+			return c, nil
+		case err == nil:
+			live = got
+		case !apierrors.IsNotFound(err):
+			return c, fmt.Errorf("%s read failed: %w", c.Object, err)
+		}
+	}
+	if live != nil && live.GetAnnotations()[ambient.AnnotationDigest] == desired.GetAnnotations()[ambient.AnnotationDigest] {
+		// Same intent, different live fields: let the server's dry-run say
+		// whether that is drift or only normalisation.
+		dry := desired.DeepCopy()
+		if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(ambient.FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+			return c, fmt.Errorf("%s dry-run failed: %w", c.Object, err)
+		}
+		if !Drifted(live, dry) {
+			c.Action = Unchanged
+			return c, nil
+		}
+	}
+	opts := []client.ApplyOption{client.FieldOwner(ambient.FieldManager)}
+	if m.opts.Force {
+		opts = append(opts, client.ForceOwnership)
+	}
+	applied := desired.DeepCopy()
+	if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), opts...); err != nil {
+		if apierrors.IsConflict(err) {
+			return c, conflict(c.Object, err)
+		}
+		return c, fmt.Errorf("%s apply failed: %w", c.Object, err)
+	}
+	c.Action = Configured
+	if live == nil {
+		c.Action = Created
+	}
+	if partial {
+		c.Reason = "meshcd's labels only"
+	}
+	return c, nil
+}
+
+// Drifted reports whether the server's dry-run result differs from the live
+// object in labels, annotations or anything outside metadata and status.
+func Drifted(live, dryRun *unstructured.Unstructured) bool {
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy().Object
+		delete(c, "status")
+		meta, _ := c["metadata"].(map[string]any)
+		c["metadata"] = map[string]any{"labels": meta["labels"], "annotations": meta["annotations"]}
+		return c
+	}
+	a, b := strip(live), strip(dryRun)
+	return !(subset(a, b) && subset(b, a))
+}
+
+var conflictManager = regexp.MustCompile(`conflict with "([^"]+)"`)
+
+// conflict turns a 409 from server-side apply into a ConflictError naming
+// the other managers and the contested fields.
+func conflict(obj string, err error) error {
+	ce := &ConflictError{Object: obj, Err: err}
+	var status apierrors.APIStatus
+	seen := map[string]bool{}
+	if errors.As(err, &status) && status.Status().Details != nil {
+		for _, cause := range status.Status().Details.Causes {
+			if m := conflictManager.FindStringSubmatch(cause.Message); m != nil && !seen[m[1]] {
+				seen[m[1]] = true
+				ce.Managers = append(ce.Managers, m[1])
+			}
+			if cause.Field != "" {
+				ce.Fields = append(ce.Fields, cause.Field)
+			}
+		}
+	}
+	if len(ce.Managers) == 0 {
+		for _, m := range conflictManager.FindAllStringSubmatch(err.Error(), -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				ce.Managers = append(ce.Managers, m[1])
+			}
+		}
+	}
+	return ce
+}
+
+// index lists, per kind, the live objects meshcd manages, so that unchanged
+// objects cost no request of their own.
+func (m *Manager) index(ctx context.Context, objs []*unstructured.Unstructured) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+	kinds := map[schema.GroupVersionKind]bool{}
+	for _, o := range objs {
+		kinds[o.GroupVersionKind()] = true
+	}
+	out := map[object.ObjMetadata]*unstructured.Unstructured{}
+	for gvk := range kinds {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := m.client.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+			return nil, fmt.Errorf("list %s failed: %w; if it is a custom resource, install its CRD first", gvk.Kind, err)
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			item.SetGroupVersionKind(gvk)
+			out[key(item)] = item
+		}
+	}
+	return out, nil
+}
+
+var crdGK = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+
+// waitCRDs waits for the CRDs among objs to be Established.
+func (m *Manager) waitCRDs(ctx context.Context, objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() != crdGK {
+			continue
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, m.opts.WaypointTimeout)
+		err := wait.PollUntilContextCancel(waitCtx, m.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
+			live := &unstructured.Unstructured{}
+			live.SetGroupVersionKind(o.GroupVersionKind())
+			if err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+			for _, c := range conds {
+				if cm, ok := c.(map[string]any); ok && cm["type"] == "Established" && cm["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s was not Established in time: %w", describe(o), err)
+		}
+	}
+	return nil
+}
+
+func key(o *unstructured.Unstructured) object.ObjMetadata {
+	return object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: o.GroupVersionKind().GroupKind()}
+}
+
+func isPartial(o *unstructured.Unstructured) bool {
+	return o.GetAnnotations()[ambient.AnnotationOwnership] == ambient.OwnershipPartial
+}
+
+func quoteJoin(ss []string) string {
+	if len(ss) == 0 {
+		return "(unknown)"
+	}
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}

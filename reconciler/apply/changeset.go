@@ -1,0 +1,84 @@
+package apply
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Action is what an apply or prune did to one object.
+type Action string
+
+// Actions recorded in a change set.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Pruned     Action = "pruned"
+	// Skipped objects were left alone on purpose; Reason says why.
+	Skipped Action = "skipped"
+	// Waiting objects are held back until something else is ready, such as
+	// a waypoint label until its waypoint serves traffic.
+	Waiting Action = "waiting"
+)
+
+// Change is the outcome for one object.
+type Change struct {
+	// Object is "Kind namespace/name" or "Kind name".
+	Object string `json:"object"`
+	Action Action `json:"action"`
+	// Reason explains skipped, waiting and partial outcomes.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ChangeSet lists the outcome for every object of an apply or prune.
+type ChangeSet struct {
+	Changes []Change `json:"changes"`
+}
+
+func (cs *ChangeSet) add(c ...Change) { cs.Changes = append(cs.Changes, c...) }
+
+// Count returns how many objects had the action.
+func (cs *ChangeSet) Count(a Action) int {
+	n := 0
+	for _, c := range cs.Changes {
+		if c.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Writes is the number of objects the server changed.
+func (cs *ChangeSet) Writes() int { return cs.Count(Created) + cs.Count(Configured) + cs.Count(Pruned) }
+
+// Summary is one line such as "3 created, 1 configured, 40 unchanged".
+func (cs *ChangeSet) Summary() string {
+	var parts []string
+	for _, a := range []Action{Created, Configured, Unchanged, Pruned, Skipped, Waiting} {
+		if n := cs.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to do"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// String lists the changes other than unchanged, one a line, sorted.
+func (cs *ChangeSet) String() string {
+	lines := []string{}
+	for _, c := range cs.Changes {
+		if c.Action == Unchanged {
+			continue
+		}
+		l := c.Object + " " + string(c.Action)
+		if c.Reason != "" {
+			l += ": " + c.Reason
+		}
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}

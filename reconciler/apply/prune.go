@@ -1,0 +1,97 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/inventory"
+)
+
+// Prune removes the stale entries: labels first (partially owned objects
+// lose meshcd's labels, so traffic leaves a waypoint before it goes), then
+// whole objects, waypoint Gateways last. An object that no longer carries
+// meshcd's label is left alone. It returns the entries that must stay in
+// the inventory because their removal failed.
+func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSet, []inventory.Entry, error) {
+	cs := &ChangeSet{}
+	ordered := append([]inventory.Entry(nil), stale...)
+	sort.SliceStable(ordered, func(i, j int) bool { return pruneRank(ordered[i]) < pruneRank(ordered[j]) })
+	var (
+		kept []inventory.Entry
+		errs []error
+	)
+	for _, e := range ordered {
+		c, err := m.pruneOne(ctx, e)
+		if err != nil {
+			kept = append(kept, e)
+			errs = append(errs, err)
+			continue
+		}
+		cs.add(c)
+	}
+	return cs, kept, errors.Join(errs...)
+}
+
+// pruneRank orders removal: labels, then objects, then waypoint Gateways.
+func pruneRank(e inventory.Entry) int {
+	switch {
+	case e.Partial:
+		return 0
+	case isGatewayID(e.ID):
+		return 2
+	}
+	return 1
+}
+
+func isGatewayID(id string) bool {
+	obj, err := inventory.Entry{ID: id, Version: "v1"}.Object()
+	return err == nil && obj.GroupVersionKind().GroupKind() == ambient.GatewayGK
+}
+
+func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry) (Change, error) {
+	stub, err := e.Object()
+	if err != nil {
+		return Change{}, err
+	}
+	c := Change{Object: e.String()}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(stub.GroupVersionKind())
+	err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		c.Action, c.Reason = Pruned, "already gone"
+		return c, nil
+	case err != nil:
+		return c, fmt.Errorf("%s read before prune failed: %w", c.Object, err)
+	}
+	if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
+		c.Action, c.Reason = Skipped, "no longer carries meshcd's label "+ambient.LabelManagedBy+"; left alone"
+		return c, nil
+	}
+	if e.Partial {
+		// Applying nothing as meshcd releases every field meshcd owned:
+		// its labels and annotations go, the object stays.
+		bare := &unstructured.Unstructured{}
+		bare.SetGroupVersionKind(stub.GroupVersionKind())
+		bare.SetNamespace(stub.GetNamespace())
+		bare.SetName(stub.GetName())
+		if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bare), client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
+			return c, fmt.Errorf("%s label removal failed: %w", c.Object, err)
+		}
+		c.Action, c.Reason = Pruned, "meshcd's labels removed; the object stays"
+		return c, nil
+	}
+	if err := m.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return c, fmt.Errorf("%s delete failed: %w", c.Object, err)
+	}
+	c.Action = Pruned
+	return c, nil
+}

@@ -1,0 +1,12 @@
+// Package drift finds where the cluster differs from what meshcd applied,
+// says who changed it and when, and watches the objects meshcd owns so a
+// manual change is noticed as it happens.
+//
+// Drift is judged against the server's dry-run of the desired object, so a
+// field the server defaults is never drift. Who changed a field comes from
+// the live object's managedFields. Reports are rendered as text, JSON and
+// Markdown.
+//
+// It never corrects drift itself: the caller decides, by mode, whether to
+// re-apply.
+package drift

@@ -1,0 +1,108 @@
+package drift
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/apply"
+)
+
+// Watcher watches the objects meshcd owns and reports those that drift.
+type Watcher struct {
+	// Client judges drift with server-side dry-runs.
+	Client client.Client
+	// Dynamic and Mapper run the informers.
+	Dynamic dynamic.Interface
+	Mapper  meta.RESTMapper
+}
+
+// Event is a drifted object noticed by a watch.
+type Event struct {
+	Drift Object
+	// Desired is the desired object, stamped for apply, to correct it with.
+	Desired *unstructured.Unstructured
+	// At is when the change was seen.
+	At time.Time
+}
+
+// Watch informs on every kind of desired, filtered by meshcd's label, and
+// calls onDrift for each object whose live copy stops matching desired. It
+// blocks until ctx ends. desired must be stamped (apply.Stamp). onDrift runs
+// on one goroutine, in the order changes are seen.
+func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructured, onDrift func(Event)) error {
+	want := make(map[object.ObjMetadata]*unstructured.Unstructured, len(desired))
+	gvks := map[schema.GroupVersionKind]bool{}
+	for _, d := range desired {
+		want[object.ObjMetadata{Namespace: d.GetNamespace(), Name: d.GetName(), GroupKind: d.GroupVersionKind().GroupKind()}] = d
+		gvks[d.GroupVersionKind()] = true
+	}
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(w.Dynamic, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.LabelSelector = ambient.LabelManagedBy + "=" + ambient.ManagedByValue
+	})
+	changes := make(chan *unstructured.Unstructured, 1024)
+	send := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			select {
+			case changes <- u:
+			case <-ctx.Done():
+			}
+		}
+	}
+	var synced []cache.InformerSynced
+	for gvk := range gvks {
+		mapping, err := w.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
+		}
+		inf := factory.ForResource(mapping.Resource).Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, obj any) { send(obj) },
+			DeleteFunc: send,
+		}); err != nil {
+			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
+		}
+		synced = append(synced, inf.HasSynced)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case live := <-changes:
+			at := time.Now()
+			d, ok := want[object.ObjMetadata{Namespace: live.GetNamespace(), Name: live.GetName(), GroupKind: live.GroupVersionKind().GroupKind()}]
+			if !ok || (live.GetDeletionTimestamp() == nil && apply.Current(d, live)) {
+				continue
+			}
+			drifted, err := Judge(ctx, w.Client, d)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				drifted = &Object{Object: describe(d), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
+			}
+			if drifted != nil {
+				onDrift(Event{Drift: *drifted, Desired: d, At: at})
+			}
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+// Report is the health of one object as the cluster reports it.
+type Report struct {
+	// Object is "Kind namespace/name".
+	Object string `json:"object"`
+	// Healthy is false while pending and when istiod refused or ignored it.
+	Healthy bool `json:"healthy"`
+	// Pending is set while istiod has not reported on the object yet.
+	Pending bool `json:"pending,omitempty"`
+	// Message is istiod's own word for an unhealthy object.
+	Message string `json:"message,omitempty"`
+}
+
+// ReadBack reports the health of every object of objs that istiod or a
+// controller reports on. Objects with nothing to report are left out.
+func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructured) ([]Report, error) {
+	var out []Report
+	for _, o := range objs {
+		r, ok, err := c.readOne(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	return out, nil
+}
+
+// Settle polls ReadBack until no report is pending, or timeout passes, and
+// returns the last reports.
+func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured, timeout, interval time.Duration) ([]Report, error) {
+	var last []Report
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := wait.PollUntilContextCancel(waitCtx, interval, true, func(ctx context.Context) (bool, error) {
+		reports, err := c.ReadBack(ctx, objs)
+		if err != nil {
+			return false, err
+		}
+		last = reports
+		for _, r := range reports {
+			if r.Pending {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return last, ctx.Err()
+	}
+	if err != nil && last == nil {
+		return nil, err
+	}
+	return last, nil
+}
+
+func (c *Checker) readOne(ctx context.Context, desired *unstructured.Unstructured) (Report, bool, error) {
+	r := Report{Object: describe(desired)}
+	gk := desired.GroupVersionKind().GroupKind()
+	switch {
+	case gk == ambient.GatewayGK:
+		live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
+		if err != nil || live == nil {
+			return r, false, err
+		}
+		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
+			return r, false, nil
+		}
+		ready, reason, err := c.WaypointReady(ctx, desired.GetNamespace(), desired.GetName())
+		if err != nil {
+			return r, false, err
+		}
+		r.Healthy, r.Pending, r.Message = ready, !ready, reason
+		return r, true, nil
+	case gk == ambient.ServiceGK:
+		if w := desired.GetLabels()[ambient.LabelUseWaypoint]; w == "" || w == "none" {
+			return r, false, nil
+		}
+		return c.conditionReport(ctx, desired, r, ambient.ConditionWaypointBound)
+	case gk == ambient.AuthorizationPolicyGK:
+		return c.conditionReport(ctx, desired, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
+	case gk == ambient.HTTPRouteGK:
+		live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
+		if err != nil || live == nil {
+			return r, false, err
+		}
+		parents, _, _ := unstructured.NestedSlice(live.Object, "status", "parents")
+		if len(parents) == 0 {
+			r.Pending, r.Message = true, "istiod has not reported on the route's parents yet"
+			return r, true, nil
+		}
+		var bad []string
+		for _, p := range parents {
+			pm, ok := p.(map[string]any)
+			if !ok {
+				continue
+			}
+			for _, cond := range conditions(pm, "conditions") {
+				switch cond.Type {
+				case ambient.ConditionAccepted, ambient.ConditionResolvedRefs, ambient.ConditionResolvedWaypoints:
+					if !cond.Healthy() {
+						bad = append(bad, cond.Type+cond.detail())
+					}
+				}
+			}
+		}
+		r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
+		return r, true, nil
+	}
+	return r, false, nil
+}
+
+// conditionReport judges the named status conditions of the live object; at
+// least one of them must be present, else the report is pending.
+func (c *Checker) conditionReport(ctx context.Context, desired *unstructured.Unstructured, r Report, types ...string) (Report, bool, error) {
+	live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
+	if err != nil || live == nil {
+		return r, false, err
+	}
+	conds := conditions(live.Object, "status", "conditions")
+	var found, bad []string
+	for _, t := range types {
+		cond := findCondition(conds, t)
+		if cond == nil {
+			continue
+		}
+		found = append(found, t)
+		if !cond.Healthy() {
+			bad = append(bad, t+cond.detail())
+		}
+	}
+	if len(found) == 0 {
+		r.Pending, r.Message = true, fmt.Sprintf("istiod has not reported %s yet", strings.Join(types, " or "))
+		return r, true, nil
+	}
+	r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
+	return r, true, nil
+}
+
+func describe(o *unstructured.Unstructured) string {
+	if o.GetNamespace() == "" {
+		return o.GetKind() + " " + o.GetName()
+	}
+	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+}

@@ -1,0 +1,78 @@
+package health
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+// Checker reads health from a cluster.
+type Checker struct {
+	Client client.Client
+}
+
+var (
+	gatewayGVK       = ambient.GatewayGK.WithVersion("v1")
+	deploymentGVK    = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	endpointSliceGVK = schema.GroupVersionKind{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSlice"}
+)
+
+// WaypointReady reports whether the waypoint Gateway namespace/name serves
+// traffic: Programmed with an address, its Deployment (istiod names it after
+// the Gateway) with an available replica, and a ready endpoint behind its
+// Service. reason names the first thing missing.
+func (c *Checker) WaypointReady(ctx context.Context, namespace, name string) (bool, string, error) {
+	gw, err := c.get(ctx, gatewayGVK, namespace, name)
+	if err != nil || gw == nil {
+		return false, fmt.Sprintf("Gateway %s/%s does not exist", namespace, name), err
+	}
+	if cond := findCondition(conditions(gw.Object, "status", "conditions"), ambient.ConditionProgrammed); cond == nil || cond.Status != "True" {
+		return false, "Gateway is not Programmed" + cond.detail(), nil
+	}
+	if addrs, _, _ := unstructured.NestedSlice(gw.Object, "status", "addresses"); len(addrs) == 0 {
+		return false, "Gateway has no address", nil
+	}
+	dep, err := c.get(ctx, deploymentGVK, namespace, name)
+	if err != nil || dep == nil {
+		return false, fmt.Sprintf("waypoint Deployment %s/%s does not exist", namespace, name), err
+	}
+	if n, _, _ := unstructured.NestedInt64(dep.Object, "status", "availableReplicas"); n < 1 {
+		return false, "waypoint Deployment has no available replica", nil
+	}
+	slices := &unstructured.UnstructuredList{}
+	slices.SetGroupVersionKind(endpointSliceGVK.GroupVersion().WithKind("EndpointSliceList"))
+	if err := c.Client.List(ctx, slices, client.InNamespace(namespace), client.MatchingLabels{"kubernetes.io/service-name": name}); err != nil {
+		return false, "", fmt.Errorf("EndpointSlices of waypoint %s/%s list failed: %w", namespace, name, err)
+	}
+	for _, s := range slices.Items {
+		eps, _, _ := unstructured.NestedSlice(s.Object, "endpoints")
+		for _, ep := range eps {
+			if m, ok := ep.(map[string]any); ok {
+				if ready, found, _ := unstructured.NestedBool(m, "conditions", "ready"); found && ready {
+					return true, "", nil
+				}
+			}
+		}
+	}
+	return false, "waypoint Service has no ready endpoint", nil
+}
+
+// get reads one object; a missing object is nil without error.
+func (c *Checker) get(ctx context.Context, gvk schema.GroupVersionKind, namespace, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, u)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s/%s read failed: %w", gvk.Kind, namespace, name, err)
+	}
+	return u, nil
+}

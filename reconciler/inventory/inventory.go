@@ -1,0 +1,118 @@
+package inventory
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+// Entry is one object meshcd applied.
+type Entry struct {
+	// ID is the object's namespace_name_group_kind.
+	ID string `json:"id"`
+	// Version is the API version it was applied with.
+	Version string `json:"v"`
+	// Partial is set when meshcd owns only the object's labels; pruning it
+	// removes those labels and never deletes the object.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Inventory is the set of objects meshcd owns, sorted by id.
+type Inventory struct {
+	Entries []Entry `json:"entries"`
+}
+
+// New returns the inventory of objs.
+func New(objs []*unstructured.Unstructured) (*Inventory, error) {
+	inv := &Inventory{Entries: make([]Entry, 0, len(objs))}
+	for _, o := range objs {
+		id, err := object.RuntimeToObjMeta(o)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s has no usable identity: %w", o.GetKind(), o.GetName(), err)
+		}
+		inv.Entries = append(inv.Entries, Entry{
+			ID:      id.String(),
+			Version: o.GroupVersionKind().Version,
+			Partial: o.GetAnnotations()[ambient.AnnotationOwnership] == ambient.OwnershipPartial,
+		})
+	}
+	inv.sort()
+	return inv, nil
+}
+
+func (inv *Inventory) sort() {
+	sort.Slice(inv.Entries, func(i, j int) bool { return inv.Entries[i].ID < inv.Entries[j].ID })
+}
+
+// Len is the number of entries.
+func (inv *Inventory) Len() int { return len(inv.Entries) }
+
+// Stale returns the entries of inv that next does not hold: the objects to
+// prune when next replaces inv.
+func (inv *Inventory) Stale(next *Inventory) []Entry {
+	keep := make(map[string]bool, len(next.Entries))
+	for _, e := range next.Entries {
+		keep[e.ID] = true
+	}
+	var stale []Entry
+	for _, e := range inv.Entries {
+		if !keep[e.ID] {
+			stale = append(stale, e)
+		}
+	}
+	return stale
+}
+
+// Union returns every entry of inv and other; other's version wins for an
+// object in both. It is what meshcd stores before applying, so that an
+// apply that fails half way forgets neither the old objects nor the new.
+func (inv *Inventory) Union(other *Inventory) *Inventory {
+	byID := make(map[string]Entry, len(inv.Entries)+len(other.Entries))
+	for _, e := range inv.Entries {
+		byID[e.ID] = e
+	}
+	for _, e := range other.Entries {
+		byID[e.ID] = e
+	}
+	out := &Inventory{Entries: make([]Entry, 0, len(byID))}
+	for _, e := range byID {
+		out.Entries = append(out.Entries, e)
+	}
+	out.sort()
+	return out
+}
+
+// Object returns a stub of the entry's object: its identity and, for a
+// partial entry, the ownership annotation. It is enough to get, delete or
+// strip the labels of the object.
+func (e Entry) Object() (*unstructured.Unstructured, error) {
+	id, err := object.ParseObjMetadata(e.ID)
+	if err != nil {
+		return nil, fmt.Errorf("inventory entry %q is malformed: %w", e.ID, err)
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: id.GroupKind.Group, Version: e.Version, Kind: id.GroupKind.Kind})
+	u.SetNamespace(id.Namespace)
+	u.SetName(id.Name)
+	if e.Partial {
+		u.SetAnnotations(map[string]string{ambient.AnnotationOwnership: ambient.OwnershipPartial})
+	}
+	return u, nil
+}
+
+// String renders the entry as "Kind namespace/name".
+func (e Entry) String() string {
+	id, err := object.ParseObjMetadata(e.ID)
+	if err != nil {
+		return e.ID
+	}
+	if id.Namespace == "" {
+		return id.GroupKind.Kind + " " + id.Name
+	}
+	return id.GroupKind.Kind + " " + id.Namespace + "/" + id.Name
+}

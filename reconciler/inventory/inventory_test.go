@@ -1,0 +1,98 @@
+package inventory
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+func obj(apiVersion, kind, namespace, name string, partial bool) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	if partial {
+		u.SetAnnotations(map[string]string{ambient.AnnotationOwnership: ambient.OwnershipPartial})
+	}
+	return u
+}
+
+func ids(entries []Entry) []string {
+	out := []string{}
+	for _, e := range entries {
+		out = append(out, e.String())
+	}
+	return out
+}
+
+func TestStale_IsOldMinusNew(t *testing.T) {
+	old, err := New([]*unstructured.Unstructured{
+		obj("gateway.networking.k8s.io/v1", "HTTPRoute", "shop", "orders", false),
+		obj("v1", "Service", "shop", "orders-v1", false),
+		obj("v1", "Namespace", "", "shop", true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := New([]*unstructured.Unstructured{
+		obj("v1", "Service", "shop", "orders-v1", false),
+		obj("v1", "Service", "shop", "orders-v2", false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(old.Stale(next))
+	want := []string{"Namespace shop", "HTTPRoute shop/orders"} // sorted by id: cluster-scoped first
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("stale = %v, want %v", got, want)
+	}
+	if s := next.Stale(next); len(s) != 0 {
+		t.Fatalf("an inventory has nothing stale against itself, got %v", ids(s))
+	}
+}
+
+func TestUnion_KeepsBothSidesSorted(t *testing.T) {
+	a, _ := New([]*unstructured.Unstructured{obj("v1", "Service", "b", "x", false), obj("v1", "Service", "a", "x", false)})
+	b, _ := New([]*unstructured.Unstructured{obj("v1", "Service", "c", "x", false), obj("v1", "Service", "a", "x", false)})
+	u := a.Union(b)
+	got := ids(u.Entries)
+	want := []string{"Service a/x", "Service b/x", "Service c/x"}
+	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("union = %v, want %v", got, want)
+	}
+}
+
+func TestEntryObject_RoundTripsIdentityAndPartialOwnership(t *testing.T) {
+	inv, err := New([]*unstructured.Unstructured{
+		obj("security.istio.io/v1", "AuthorizationPolicy", "shop", "orders-l7", false),
+		obj("v1", "Namespace", "", "shop", true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range inv.Entries {
+		u, err := e.Object()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := New([]*unstructured.Unstructured{u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Entries[0] != e {
+			t.Fatalf("round trip changed the entry: %+v != %+v", again.Entries[0], e)
+		}
+	}
+	if !inv.Entries[0].Partial && !inv.Entries[1].Partial {
+		t.Fatal("the Namespace entry must be partial")
+	}
+}
+
+func TestEntryObject_MalformedIDIsAnError(t *testing.T) {
+	if _, err := (Entry{ID: "not-an-id", Version: "v1"}).Object(); err == nil {
+		t.Fatal("want an error for a malformed id")
+	}
+}

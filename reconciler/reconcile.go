@@ -1,0 +1,219 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/apply"
+	"github.com/meshcd/meshcd/reconciler/health"
+	"github.com/meshcd/meshcd/reconciler/inventory"
+	"github.com/meshcd/meshcd/renderer"
+	"github.com/meshcd/meshcd/renderer/rules"
+)
+
+// Options configure a Reconciler.
+type Options struct {
+	// Namespace holds meshcd's own state: the inventory ConfigMap.
+	Namespace string
+	// Name tells apart several meshcd instances sharing a cluster.
+	Name string
+	// Render configures the renderer.
+	Render renderer.Options
+	// AllowFindings lists rule ids whose error findings do not block the apply.
+	AllowFindings []string
+	// AllowEmpty lets a render with no objects prune everything meshcd owns.
+	AllowEmpty bool
+	// MaxPrune is the largest share (0..1) of the inventory one reconcile
+	// may prune; a larger prune is refused and nothing is pruned.
+	MaxPrune float64
+	// Apply tunes the apply.
+	Apply apply.Options
+	// HealthTimeout bounds the wait for istiod's status after applying.
+	HealthTimeout time.Duration
+}
+
+// DefaultOptions returns the options meshcd uses unless told otherwise.
+func DefaultOptions() Options {
+	return Options{
+		Namespace:     "meshcd-system",
+		Name:          "default",
+		Render:        renderer.DefaultOptions(),
+		MaxPrune:      0.5,
+		Apply:         apply.DefaultOptions(),
+		HealthTimeout: time.Minute,
+	}
+}
+
+// Reason says which stage ended a reconcile, for conditions and metrics.
+type Reason string
+
+// Reasons, one per stage.
+const (
+	ReasonRenderFailed     Reason = "RenderFailed"
+	ReasonValidationFailed Reason = "ValidationFailed"
+	ReasonInventoryFailed  Reason = "InventoryFailed"
+	ReasonApplyFailed      Reason = "ApplyFailed"
+	ReasonPruneFailed      Reason = "PruneFailed"
+	ReasonProgressing      Reason = "Progressing"
+	ReasonUnhealthy        Reason = "Unhealthy"
+	ReasonSucceeded        Reason = "ReconciliationSucceeded"
+)
+
+// Result is what one reconcile did and saw.
+type Result struct {
+	Reason   Reason           `json:"reason"`
+	Findings []rules.Finding  `json:"findings,omitempty"`
+	Applied  *apply.ChangeSet `json:"applied,omitempty"`
+	Pruned   *apply.ChangeSet `json:"pruned,omitempty"`
+	Health   []health.Report  `json:"health,omitempty"`
+	// PruneHeld says why prune did not run although objects were stale.
+	PruneHeld string `json:"pruneHeld,omitempty"`
+}
+
+// Reconciler drives one spec directory into a cluster.
+type Reconciler struct {
+	client client.Client
+	opts   Options
+	apply  *apply.Manager
+	health *health.Checker
+	store  *inventory.Store
+}
+
+// New returns a Reconciler working through c.
+func New(c client.Client, opts Options) *Reconciler {
+	h := &health.Checker{Client: c}
+	return &Reconciler{
+		client: c,
+		opts:   opts,
+		apply:  apply.New(c, h, opts.Apply),
+		health: h,
+		store:  &inventory.Store{Client: c, Namespace: opts.Namespace, Name: "meshcd-inventory-" + opts.Name, FieldManager: ambient.FieldManager},
+	}
+}
+
+// Reconcile renders dir, validates it, stores the intended inventory,
+// applies, prunes what is stale and reads back health. A failure before
+// prune prunes nothing; a failed delete stays in the inventory.
+func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error) {
+	res := &Result{}
+	bundle, err := renderer.Render(dir, r.opts.Render)
+	if err != nil {
+		res.Reason = ReasonRenderFailed
+		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)
+	}
+	if err := r.validate(bundle, res); err != nil {
+		return res, err
+	}
+	old, next, err := r.recordIntent(ctx, bundle, res)
+	if err != nil {
+		return res, err
+	}
+	if res.Applied, err = r.apply.Apply(ctx, bundle.Objects); err != nil {
+		res.Reason = ReasonApplyFailed
+		return res, fmt.Errorf("apply failed, nothing pruned: %w", err)
+	}
+	if err := r.prune(ctx, old, next, res); err != nil {
+		return res, err
+	}
+	return res, r.readHealth(ctx, bundle, res)
+}
+
+// validate runs the rule catalogue; an error finding not allowed stops the
+// reconcile before anything is written.
+func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
+	res.Findings = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings})
+	if rules.HasErrors(res.Findings) {
+		res.Reason = ReasonValidationFailed
+		n := 0
+		for _, f := range res.Findings {
+			if f.Severity == rules.SeverityError {
+				n++
+			}
+		}
+		return fmt.Errorf("validation found %d errors, nothing applied or pruned; fix them or allow a rule with --allow-finding", n)
+	}
+	return nil
+}
+
+// recordIntent stores old ∪ next before anything is applied, so an apply
+// that fails half way forgets neither what meshcd owned nor what it created.
+func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, res *Result) (old, next *inventory.Inventory, err error) {
+	fail := func(err error) (*inventory.Inventory, *inventory.Inventory, error) {
+		res.Reason = ReasonInventoryFailed
+		return nil, nil, fmt.Errorf("inventory failed, nothing applied or pruned: %w", err)
+	}
+	if err := r.client.Apply(ctx, corev1ac.Namespace(r.opts.Namespace), client.FieldOwner(ambient.FieldManager)); err != nil {
+		return fail(fmt.Errorf("namespace %s for meshcd's state: %w", r.opts.Namespace, err))
+	}
+	if old, err = r.store.Load(ctx); err != nil {
+		return fail(err)
+	}
+	if next, err = inventory.New(bundle.Objects); err != nil {
+		return fail(err)
+	}
+	if err := r.store.Save(ctx, old.Union(next)); err != nil {
+		return fail(err)
+	}
+	return old, next, nil
+}
+
+// prune removes old − next unless a guard holds it, then stores next plus
+// whatever could not be removed.
+func (r *Reconciler) prune(ctx context.Context, old, next *inventory.Inventory, res *Result) error {
+	stale := old.Stale(next)
+	keep := next
+	switch {
+	case len(stale) == 0:
+	case next.Len() == 0 && !r.opts.AllowEmpty:
+		res.PruneHeld = fmt.Sprintf("the render produced no objects; pruning all %d owned objects needs --allow-empty", len(stale))
+	case old.Len() > 0 && float64(len(stale))/float64(old.Len()) > r.opts.MaxPrune:
+		res.PruneHeld = fmt.Sprintf("pruning %d of %d owned objects exceeds --max-prune %.0f%%; nothing pruned", len(stale), old.Len(), r.opts.MaxPrune*100)
+	default:
+		cs, kept, err := r.apply.Prune(ctx, stale)
+		res.Pruned = cs
+		keep = next.Union(&inventory.Inventory{Entries: kept})
+		if serr := r.store.Save(ctx, keep); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		if err != nil {
+			res.Reason = ReasonPruneFailed
+			return fmt.Errorf("prune failed, %d objects kept in the inventory to retry: %w", len(kept), err)
+		}
+		return nil
+	}
+	if res.PruneHeld != "" {
+		keep = old.Union(next)
+	}
+	if err := r.store.Save(ctx, keep); err != nil {
+		res.Reason = ReasonInventoryFailed
+		return fmt.Errorf("inventory failed after apply: %w", err)
+	}
+	return nil
+}
+
+// readHealth waits, within HealthTimeout, for istiod's verdict on what was
+// applied and sets the final reason.
+func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, res *Result) error {
+	reports, err := r.health.Settle(ctx, bundle.Objects, r.opts.HealthTimeout, r.opts.Apply.PollInterval)
+	res.Health = reports
+	if err != nil {
+		res.Reason = ReasonUnhealthy
+		return fmt.Errorf("health read-back failed: %w", err)
+	}
+	res.Reason = ReasonSucceeded
+	if res.Applied.Count(apply.Waiting) > 0 {
+		res.Reason = ReasonProgressing
+	}
+	for _, h := range reports {
+		if !h.Healthy {
+			res.Reason = ReasonUnhealthy
+		}
+	}
+	return nil
+}
