@@ -10,3 +10,5 @@
 //
 // meshspec never renders objects and never talks to a cluster.
 package meshspec
+
+//go:generate go run ../hack/schemagen -src . -out schema

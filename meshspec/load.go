@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -90,11 +91,15 @@ func Load(file string, data []byte) (*Set, error) {
 			break
 		}
 		if err != nil {
-			errs = append(errs, &FieldError{Position: Position{File: file, Line: yamlErrorLine(err)}, Message: "malformed YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+			line, msg := yamlError(err)
+			errs = append(errs, &FieldError{Position: Position{File: file, Line: line}, Message: "malformed YAML: " + msg})
 			break
 		}
 		if err := loadDocument(set, file, &doc, &budget); err != nil {
 			errs = append(errs, err)
+		}
+		if budget < 0 {
+			break // the rest of the file would only repeat the refusal
 		}
 	}
 	if len(errs) > 0 {
@@ -122,7 +127,7 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 	if apiVersion == "" || kind == "" {
 		return &FieldError{Position: pos, Message: "document has no apiVersion or kind; every document must name both"}
 	}
-	w := &walker{file: file, budget: budget, positions: map[string]Position{}}
+	w := &walker{file: file, object: objectOf(doc, kind), budget: budget, positions: map[string]Position{}}
 	if strings.HasPrefix(apiVersion, Group+"/") {
 		return loadSpec(set, w, doc, pos, apiVersion, kind)
 	}
@@ -200,23 +205,31 @@ func (d *document) at(path string) Position {
 // walker converts YAML nodes into JSON-ready values, checking them against
 // Go types and recording the position of every field path.
 type walker struct {
-	file      string
+	file string
+	// object is "Kind namespace/name" of the document, when its metadata is readable.
+	object    string
 	budget    *int
+	exhausted bool
 	errs      []error
 	positions map[string]Position
 }
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
-	w.errs = append(w.errs, &FieldError{Position: Position{File: w.file, Line: n.Line, Column: n.Column}, Field: path, Message: fmt.Sprintf(format, args...)})
+	w.errs = append(w.errs, &FieldError{Position: Position{File: w.file, Line: n.Line, Column: n.Column}, Object: w.object, Field: path, Message: fmt.Sprintf(format, args...)})
 }
 
-// spend charges one node to the budget and reports whether it is exhausted.
+// spend charges one node to the file's budget and reports whether it is
+// exhausted; the first node over budget is reported as an error.
 func (w *walker) spend(n *yaml.Node, path string) bool {
 	*w.budget--
-	if *w.budget == 0 {
-		w.fail(n, path, "document expands to more than %d YAML nodes (an alias bomb?); meshcd refuses it", maxNodes)
+	if *w.budget >= 0 {
+		return false
 	}
-	return *w.budget <= 0
+	if !w.exhausted {
+		w.exhausted = true
+		w.fail(n, path, "file expands to more than %d YAML nodes (an alias bomb?); meshcd refuses it", maxNodes)
+	}
+	return true
 }
 
 func (w *walker) record(n *yaml.Node, path string) {
@@ -298,6 +311,7 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 				continue
 			}
 			out[k.Value] = w.typed(v, t.Elem(), p)
+			w.record(k, p)
 		}
 		return out
 	case t.Kind() == reflect.Slice:
@@ -334,7 +348,7 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 		return i
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
-		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") {
+		if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") || math.IsInf(f, 0) || math.IsNaN(f) {
 			w.fail(n, path, "%q is not a number", n.Value)
 			return nil
 		}
@@ -370,6 +384,7 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 			continue
 		}
 		out[k.Value] = w.typed(v, ft, p)
+		w.record(k, p)
 	}
 	return out
 }
@@ -455,7 +470,8 @@ func scalar(n *yaml.Node) any {
 			return i
 		}
 	case "!!float":
-		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		// JSON has no infinity or NaN; keep those as the text written.
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 			return f
 		}
 	}
@@ -472,6 +488,28 @@ func nodeKind(n *yaml.Node) string {
 	return "value"
 }
 
+// objectOf names a document "Kind namespace/name" or "Kind name" from its
+// metadata, or returns "" when the name cannot be read.
+func objectOf(doc *yaml.Node, kind string) string {
+	var meta *yaml.Node
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "metadata" && doc.Content[i+1].Kind == yaml.MappingNode {
+			meta = doc.Content[i+1]
+		}
+	}
+	if meta == nil {
+		return ""
+	}
+	name := scalarField(meta, "name")
+	if name == "" {
+		return ""
+	}
+	if ns := scalarField(meta, "namespace"); ns != "" {
+		return kind + " " + ns + "/" + name
+	}
+	return kind + " " + name
+}
+
 // scalarField returns the value of a top-level scalar key of a mapping.
 func scalarField(m *yaml.Node, key string) string {
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -482,20 +520,40 @@ func scalarField(m *yaml.Node, key string) string {
 	return ""
 }
 
-// yamlErrorLine extracts the line number yaml.v3 puts in its messages.
-func yamlErrorLine(err error) int {
-	msg := err.Error()
-	i := strings.Index(msg, "line ")
-	if i < 0 {
-		return 0
+// yamlParserProblems are the messages of yaml.v3's parser (not its scanner).
+// For them yaml.v3 reports the zero-based line of the collection being parsed,
+// one less than the line a reader counts.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError splits a yaml.v3 error into the one-based line it names (0 when
+// none) and its message without the "yaml: line N:" prefix.
+func yamlError(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, msg
 	}
-	j := i + len("line ")
-	k := j
-	for k < len(msg) && msg[k] >= '0' && msg[k] <= '9' {
-		k++
+	num, problem, ok := strings.Cut(rest, ": ")
+	line, convErr := strconv.Atoi(num)
+	if !ok || convErr != nil {
+		return 0, msg
 	}
-	line, _ := strconv.Atoi(msg[j:k])
-	return line
+	if yamlParserProblems[problem] {
+		line++
+	}
+	return line, problem
 }
 
 // sortErrors orders field errors by file and position, for stable output.

@@ -16,8 +16,9 @@ const (
 	exitError   = 2 // bad input or a failure
 )
 
-// errFindings reports that the command ran but found something that fails it.
-var errFindings = errors.New("error-level findings")
+// errNotClean reports that the command ran and found what exit code 1
+// stands for: error findings, changes to apply, or an unhealthy result.
+var errNotClean = errors.New("not clean")
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -31,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errFindings):
+	case errors.Is(err, errNotClean):
 		return exitChanges
 	default:
 		fmt.Fprintln(stderr, "meshcd:", err)
@@ -46,6 +47,6 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout))
+	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout))
 	return root
 }

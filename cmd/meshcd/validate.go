@@ -38,7 +38,7 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			if rules.HasErrors(findings) {
-				return errFindings
+				return errNotClean
 			}
 			return nil
 		},

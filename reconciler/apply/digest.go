@@ -16,6 +16,9 @@ import (
 func Stamp(obj *unstructured.Unstructured) error {
 	annotations := obj.GetAnnotations()
 	delete(annotations, ambient.AnnotationDigest)
+	if len(annotations) == 0 {
+		annotations = nil // an empty map would encode as {} and change the digest
+	}
 	obj.SetAnnotations(annotations)
 	raw, err := json.Marshal(obj.Object)
 	if err != nil {

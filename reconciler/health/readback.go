@@ -73,12 +73,17 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 func (c *Checker) readOne(ctx context.Context, desired *unstructured.Unstructured) (Report, bool, error) {
 	r := Report{Object: describe(desired)}
 	gk := desired.GroupVersionKind().GroupKind()
-	switch {
-	case gk == ambient.GatewayGK:
-		live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
-		if err != nil || live == nil {
-			return r, false, err
-		}
+	switch gk {
+	case ambient.GatewayGK, ambient.ServiceGK, ambient.AuthorizationPolicyGK, ambient.HTTPRouteGK:
+	default:
+		return r, false, nil
+	}
+	live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
+	if err != nil || live == nil {
+		return r, false, err
+	}
+	switch gk {
+	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
 			return r, false, nil
 		}
@@ -87,52 +92,48 @@ func (c *Checker) readOne(ctx context.Context, desired *unstructured.Unstructure
 			return r, false, err
 		}
 		r.Healthy, r.Pending, r.Message = ready, !ready, reason
-		return r, true, nil
-	case gk == ambient.ServiceGK:
-		if w := desired.GetLabels()[ambient.LabelUseWaypoint]; w == "" || w == "none" {
+	case ambient.ServiceGK:
+		if w := live.GetLabels()[ambient.LabelUseWaypoint]; w == "" || w == "none" {
 			return r, false, nil
 		}
-		return c.conditionReport(ctx, desired, r, ambient.ConditionWaypointBound)
-	case gk == ambient.AuthorizationPolicyGK:
-		return c.conditionReport(ctx, desired, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
-	case gk == ambient.HTTPRouteGK:
-		live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
-		if err != nil || live == nil {
-			return r, false, err
+		r = conditionReport(live, r, ambient.ConditionWaypointBound)
+	case ambient.AuthorizationPolicyGK:
+		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
+	case ambient.HTTPRouteGK:
+		r = routeReport(live, r)
+	}
+	return r, true, nil
+}
+
+// routeReport judges an HTTPRoute by the conditions of each of its parents.
+func routeReport(live *unstructured.Unstructured, r Report) Report {
+	parents, _, _ := unstructured.NestedSlice(live.Object, "status", "parents")
+	if len(parents) == 0 {
+		r.Pending, r.Message = true, "istiod has not reported on the route's parents yet"
+		return r
+	}
+	var bad []string
+	for _, p := range parents {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			continue
 		}
-		parents, _, _ := unstructured.NestedSlice(live.Object, "status", "parents")
-		if len(parents) == 0 {
-			r.Pending, r.Message = true, "istiod has not reported on the route's parents yet"
-			return r, true, nil
-		}
-		var bad []string
-		for _, p := range parents {
-			pm, ok := p.(map[string]any)
-			if !ok {
-				continue
-			}
-			for _, cond := range conditions(pm, "conditions") {
-				switch cond.Type {
-				case ambient.ConditionAccepted, ambient.ConditionResolvedRefs, ambient.ConditionResolvedWaypoints:
-					if !cond.Healthy() {
-						bad = append(bad, cond.Type+cond.detail())
-					}
+		for _, cond := range conditions(pm, "conditions") {
+			switch cond.Type {
+			case ambient.ConditionAccepted, ambient.ConditionResolvedRefs, ambient.ConditionResolvedWaypoints:
+				if !cond.Healthy() {
+					bad = append(bad, cond.Type+cond.detail())
 				}
 			}
 		}
-		r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
-		return r, true, nil
 	}
-	return r, false, nil
+	r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
+	return r
 }
 
-// conditionReport judges the named status conditions of the live object; at
-// least one of them must be present, else the report is pending.
-func (c *Checker) conditionReport(ctx context.Context, desired *unstructured.Unstructured, r Report, types ...string) (Report, bool, error) {
-	live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
-	if err != nil || live == nil {
-		return r, false, err
-	}
+// conditionReport judges the named status conditions of live; at least one
+// of them must be present, else the report is pending.
+func conditionReport(live *unstructured.Unstructured, r Report, types ...string) Report {
 	conds := conditions(live.Object, "status", "conditions")
 	var found, bad []string
 	for _, t := range types {
@@ -147,10 +148,10 @@ func (c *Checker) conditionReport(ctx context.Context, desired *unstructured.Uns
 	}
 	if len(found) == 0 {
 		r.Pending, r.Message = true, fmt.Sprintf("istiod has not reported %s yet", strings.Join(types, " or "))
-		return r, true, nil
+		return r
 	}
 	r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
-	return r, true, nil
+	return r
 }
 
 func describe(o *unstructured.Unstructured) string {

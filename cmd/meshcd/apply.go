@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/health"
+)
+
+// reconcileFlags are the flags shared by commands that reconcile.
+type reconcileFlags struct {
+	kube       kubeFlags
+	allow      []string
+	allowEmpty bool
+	maxPrune   float64
+	force      bool
+	timeout    time.Duration
+	name       string
+}
+
+func (f *reconcileFlags) register(cmd *cobra.Command) {
+	f.kube.register(cmd)
+	d := reconciler.DefaultOptions()
+	cmd.Flags().StringSliceVar(&f.allow, "allow-finding", nil, "rule id whose error findings do not block the apply, such as AMB013 (repeatable)")
+	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let a render with no objects prune everything meshcd owns")
+	cmd.Flags().Float64Var(&f.maxPrune, "max-prune", d.MaxPrune, "largest share (0-1) of owned objects one apply may prune")
+	cmd.Flags().BoolVar(&f.force, "force", false, "take ownership of fields another field manager owns")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
+	cmd.Flags().StringVar(&f.name, "name", d.Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
+}
+
+func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
+	cl, err := f.kube.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := reconciler.DefaultOptions()
+	opts.Name = f.name
+	opts.AllowFindings = f.allow
+	opts.AllowEmpty = f.allowEmpty
+	opts.MaxPrune = f.maxPrune
+	opts.Apply.Force = f.force
+	opts.Apply.WaypointTimeout = f.timeout
+	opts.HealthTimeout = f.timeout
+	return reconciler.New(cl.client, opts), cl, nil
+}
+
+func newApplyCommand(stdout io.Writer) *cobra.Command {
+	var (
+		flags  reconcileFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "apply DIR",
+		Short: "Render, validate and apply a spec directory, prune what was removed, and read back istiod's status",
+		Long: "apply runs one reconcile. Exit codes: 0 applied and healthy, 1 blocked by findings or\n" +
+			"applied but not healthy yet, 2 error.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, _, err := flags.reconciler()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "applying %s\n", args[0])
+			start := time.Now()
+			res, rerr := r.Reconcile(cmd.Context(), args[0])
+			if output == "json" {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printResult(stdout, res, time.Since(start))
+			}
+			switch {
+			case res.Reason == reconciler.ReasonValidationFailed:
+				fmt.Fprintln(cmd.ErrOrStderr(), "meshcd:", rerr)
+				return errNotClean
+			case rerr != nil:
+				return rerr
+			case res.Reason != reconciler.ReasonSucceeded:
+				return errNotClean
+			}
+			return nil
+		},
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// printResult writes a reconcile's outcome for a terminal.
+func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
+	if len(res.Findings) > 0 {
+		_ = printFindings(w, res.Findings, "text")
+	}
+	if res.Applied != nil {
+		fmt.Fprintf(w, "applied: %s\n", res.Applied.Summary())
+		if s := res.Applied.String(); s != "" {
+			fmt.Fprintln(w, indent(s))
+		}
+	}
+	if res.Pruned != nil {
+		fmt.Fprintf(w, "pruned: %s\n", res.Pruned.Summary())
+		if s := res.Pruned.String(); s != "" {
+			fmt.Fprintln(w, indent(s))
+		}
+	}
+	if res.PruneHeld != "" {
+		fmt.Fprintf(w, "prune held: %s\n", res.PruneHeld)
+	}
+	printHealth(w, res.Health)
+	fmt.Fprintf(w, "result: %s in %s\n", res.Reason, took.Round(time.Millisecond))
+}
+
+// printHealth writes one line per report and returns how many are not healthy.
+func printHealth(w io.Writer, reports []health.Report) int {
+	unhealthy := 0
+	for _, h := range reports {
+		state := "healthy"
+		switch {
+		case h.Pending:
+			state = "pending"
+		case !h.Healthy:
+			state = "unhealthy"
+		}
+		if !h.Healthy {
+			unhealthy++
+		}
+		line := fmt.Sprintf("  %s %s", h.Object, state)
+		if h.Message != "" {
+			line += ": " + h.Message
+		}
+		fmt.Fprintln(w, line)
+	}
+	return unhealthy
+}
+
+func indent(s string) string {
+	out := "  "
+	for _, r := range s {
+		out += string(r)
+		if r == '\n' {
+			out += "  "
+		}
+	}
+	return out
+}

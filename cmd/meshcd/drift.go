@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/meshcd/meshcd/reconciler/drift"
+)
+
+func newDriftCommand(stdout io.Writer) *cobra.Command {
+	var (
+		flags  reconcileFlags
+		output string
+		watch  bool
+		mode   string
+	)
+	cmd := &cobra.Command{
+		Use:   "drift DIR",
+		Short: "Report where the cluster differs from DIR, who changed it and when; --watch keeps watching",
+		Long: "Without --watch: exit 0 no drift, 1 drift, 2 error. With --watch it runs until interrupted,\n" +
+			"printing each drifted object as it is noticed, and with --mode correct re-applies it.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if mode != string(drift.ModeCorrect) && mode != string(drift.ModeReport) {
+				return fmt.Errorf("unknown mode %q: use correct or report", mode)
+			}
+			r, cl, err := flags.reconciler()
+			if err != nil {
+				return err
+			}
+			if !watch {
+				rep, err := r.Drift(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if err := rep.Write(stdout, output); err != nil {
+					return err
+				}
+				if len(rep.Objects) > 0 {
+					return errNotClean
+				}
+				return nil
+			}
+			desired, err := r.Desired(args[0])
+			if err != nil {
+				return err
+			}
+			dc, err := discovery.NewDiscoveryClientForConfig(cl.config)
+			if err != nil {
+				return fmt.Errorf("discovery: %w", err)
+			}
+			w := &drift.Watcher{Client: cl.client, Dynamic: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+			fmt.Fprintf(cmd.ErrOrStderr(), "watching %d objects for drift (mode %s)\n", len(desired), mode)
+			return w.Watch(cmd.Context(), desired, func(ev drift.Event) {
+				rep := &drift.Report{DetectedAt: ev.At, Objects: []drift.Object{ev.Drift}}
+				_ = rep.Write(stdout, output)
+				if mode == string(drift.ModeCorrect) {
+					if err := r.Correct(cmd.Context(), ev.Desired); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s correction failed: %v\n", ev.Drift.Object, err)
+						return
+					}
+					fmt.Fprintf(stdout, "%s corrected in %s\n", ev.Drift.Object, time.Since(ev.At).Round(time.Millisecond))
+				}
+			})
+		},
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "report format: text, json or markdown")
+	cmd.Flags().BoolVar(&watch, "watch", false, "keep watching and report each drift as it happens")
+	cmd.Flags().StringVar(&mode, "mode", string(drift.ModeReport), "with --watch: correct (re-apply) or report (detect only)")
+	return cmd
+}

@@ -1,0 +1,134 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshcd/meshcd/reconciler/apply"
+	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/health"
+	"github.com/meshcd/meshcd/reconciler/inventory"
+	"github.com/meshcd/meshcd/renderer"
+)
+
+// Desired renders dir and stamps every object as apply would send it.
+func (r *Reconciler) Desired(dir string) ([]*unstructured.Unstructured, error) {
+	bundle, err := renderer.Render(dir, r.opts.Render)
+	if err != nil {
+		return nil, fmt.Errorf("render failed: %w", err)
+	}
+	out := make([]*unstructured.Unstructured, 0, len(bundle.Objects))
+	for _, o := range bundle.Objects {
+		d := o.DeepCopy()
+		if err := apply.Stamp(d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Diff is what an apply of a directory would change.
+type Diff struct {
+	// Changed lists the objects that would be created or changed, with their
+	// field-level differences from the live state.
+	Changed []drift.Object `json:"changed"`
+	// Stale lists the objects the inventory owns that the render no longer
+	// has: an apply would prune them.
+	Stale []string `json:"stale"`
+}
+
+// HasChanges reports whether an apply would write anything.
+func (d *Diff) HasChanges() bool { return len(d.Changed) > 0 || len(d.Stale) > 0 }
+
+// Diff compares the render of dir with the cluster using server-side
+// dry-runs, and the inventory with the render.
+func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
+	desired, err := r.Desired(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := &Diff{Changed: []drift.Object{}, Stale: []string{}}
+	rep, err := r.judge(ctx, desired)
+	if err != nil {
+		return nil, err
+	}
+	out.Changed = rep.Objects
+	old, err := r.store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next, err := inventory.New(desired)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range old.Stale(next) {
+		out.Stale = append(out.Stale, e.String())
+	}
+	return out, nil
+}
+
+// Drift reports, once, every object of dir whose live state differs from it.
+func (r *Reconciler) Drift(ctx context.Context, dir string) (*drift.Report, error) {
+	desired, err := r.Desired(dir)
+	if err != nil {
+		return nil, err
+	}
+	return r.judge(ctx, desired)
+}
+
+// judge dry-runs every desired object and collects the drifted ones.
+func (r *Reconciler) judge(ctx context.Context, desired []*unstructured.Unstructured) (*drift.Report, error) {
+	rep := &drift.Report{DetectedAt: time.Now(), Objects: []drift.Object{}}
+	for _, d := range desired {
+		o, err := drift.Judge(ctx, r.client, d)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil {
+			rep.Objects = append(rep.Objects, *o)
+		}
+	}
+	sort.Slice(rep.Objects, func(i, j int) bool { return rep.Objects[i].Object < rep.Objects[j].Object })
+	return rep, nil
+}
+
+// Correct re-applies one drifted object, taking back the fields another
+// manager changed.
+func (r *Reconciler) Correct(ctx context.Context, desired *unstructured.Unstructured) error {
+	opts := r.opts.Apply
+	opts.Force = true
+	_, err := apply.New(r.client, r.health, opts).Apply(ctx, []*unstructured.Unstructured{desired})
+	return err
+}
+
+// Status is what meshcd owns in the cluster and how it is.
+type Status struct {
+	Owned  int             `json:"owned"`
+	Health []health.Report `json:"health"`
+}
+
+// Status reads the inventory and the health of every object in it.
+func (r *Reconciler) Status(ctx context.Context) (*Status, error) {
+	inv, err := r.store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]*unstructured.Unstructured, 0, inv.Len())
+	for _, e := range inv.Entries {
+		o, err := e.Object()
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, o)
+	}
+	reports, err := r.health.ReadBack(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	return &Status{Owned: inv.Len(), Health: reports}, nil
+}
