@@ -2,20 +2,22 @@ package meshspec
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Limits that keep a hostile file from exhausting memory.
@@ -80,10 +82,83 @@ func Load(file string, data []byte) (*Set, error) {
 	if len(data) > MaxFileSize {
 		return nil, &FieldError{Position: Position{File: file}, Message: fmt.Sprintf("file is %d bytes, more than the %d meshcd reads; split it", len(data), MaxFileSize)}
 	}
+	chunks := splitDocuments(data)
+	sets := make([]*Set, len(chunks))
+	errs := make([]error, len(chunks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(goruntime.GOMAXPROCS(0), len(chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sets[i], errs[i] = loadChunk(file, chunks[i])
+			}
+		}()
+	}
+	for i := range chunks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	set := NewSet()
+	for _, s := range sets {
+		if err := set.Merge(s); err != nil {
+			return nil, err
+		}
+	}
+	return set, nil
+}
+
+// chunk is a run of whole YAML documents of a file, and the line it starts on.
+type chunk struct {
+	line int
+	data []byte
+}
+
+// splitMin is the file size from which documents are decoded in parallel.
+const splitMin = 64 << 10
+
+// splitDocuments cuts a large file into chunks at document markers ("---" at
+// the start of a line, which YAML forbids inside content), so that they can
+// be decoded in parallel. Small files, and files with directives, stay whole.
+func splitDocuments(data []byte) []chunk {
+	if len(data) < splitMin || bytes.HasPrefix(data, []byte("%")) || bytes.Contains(data, []byte("\n%")) {
+		return []chunk{{line: 1, data: data}}
+	}
+	var (
+		out   []chunk
+		start = 0
+		first = 1
+		line  = 1
+	)
+	for i := 0; i < len(data); {
+		end := bytes.IndexByte(data[i:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += i
+		}
+		l := data[i:end]
+		if i > start && bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r') {
+			out = append(out, chunk{line: first, data: data[start:i]})
+			start, first = i, line
+		}
+		i = end + 1
+		line++
+	}
+	return append(out, chunk{line: first, data: data[start:]})
+}
+
+// loadChunk decodes the documents of one chunk into a Set of their own.
+func loadChunk(file string, c chunk) (*Set, error) {
 	set := NewSet()
 	var errs []error
 	budget := maxNodes
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(bytes.NewReader(c.data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
@@ -92,9 +167,13 @@ func Load(file string, data []byte) (*Set, error) {
 		}
 		if err != nil {
 			line, msg := yamlError(err)
+			if line > 0 {
+				line += c.line - 1
+			}
 			errs = append(errs, &FieldError{Position: Position{File: file, Line: line}, Message: "malformed YAML: " + msg})
 			break
 		}
+		shiftLines(&doc, c.line-1)
 		if err := loadDocument(set, file, &doc, &budget); err != nil {
 			errs = append(errs, err)
 		}
@@ -106,6 +185,17 @@ func Load(file string, data []byte) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	return set, nil
+}
+
+// shiftLines moves every node of a chunk to its line in the whole file.
+func shiftLines(n *yaml.Node, by int) {
+	if by == 0 {
+		return
+	}
+	n.Line += by
+	for _, c := range n.Content {
+		shiftLines(c, by)
+	}
 }
 
 // loadDocument adds one document to set.
@@ -162,11 +252,8 @@ func loadSpec(set *Set, w *walker, doc *yaml.Node, pos Position, apiVersion, kin
 	if len(w.errs) > 0 {
 		return errors.Join(w.errs...)
 	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return &FieldError{Position: pos, Object: kind, Message: "cannot encode document: " + err.Error()}
-	}
-	if err := json.Unmarshal(raw, target); err != nil {
+	m, _ := v.(map[string]any)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, target); err != nil {
 		return &FieldError{Position: pos, Object: kind, Message: "cannot decode document: " + err.Error()}
 	}
 	doc2 := &document{file: w.file, positions: w.positions, pos: pos}

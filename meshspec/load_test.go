@@ -2,6 +2,7 @@ package meshspec
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -461,5 +462,41 @@ func TestMerge_AddsEveryKindAndKeepsOrigins(t *testing.T) {
 	}
 	if pos, ok := a.Origin(Ref{Group: Group, Kind: KindDataplaneRollout, Name: "proxies"}); !ok || pos.String() != "rollout.yaml:1:1" {
 		t.Errorf("rollout origin: got %v %v", pos, ok)
+	}
+}
+
+func TestLoad_LargeFileDecodedInChunksKeepsExactLines(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\n  namespace: shop\ndata: {k: v}\n", i)
+	}
+	// Document 1500 starts on line 1500*7+1; its sixth line carries the typo.
+	bad := strings.Replace(b.String(), "name: cm-1500\n  namespace: shop\ndata", "name: cm-1500\n  namespace: shop\ndatta", 1)
+	bad = strings.Replace(bad, "kind: ConfigMap\nmetadata:\n  name: cm-1500", "kind: MeshService\nmetadata:\n  name: cm-1500", 1)
+	bad = strings.Replace(bad, "apiVersion: v1\nkind: MeshService", "apiVersion: meshcd.dev/v1alpha1\nkind: MeshService", 1)
+	if len(bad) < splitMin {
+		t.Fatalf("test input of %d bytes is too small to be split", len(bad))
+	}
+	_, err := Load("big.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("want an error for the unknown field")
+	}
+	if want := fmt.Sprintf("big.yaml:%d:1: MeshService shop/cm-1500: datta: unknown field", 1500*7+7); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not contain %q", err, want)
+	}
+	set, err := Load("big.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Manifests) != 2000 {
+		t.Fatalf("got %d manifests, want 2000", len(set.Manifests))
+	}
+	pos, _ := set.Origin(Ref{Kind: "ConfigMap", Namespace: "shop", Name: "cm-1999"})
+	if pos.Line != 1999*7+2 {
+		t.Fatalf("cm-1999 starts at line %d, want %d", pos.Line, 1999*7+2)
+	}
+	dup := b.String() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-3, namespace: shop}\n"
+	if _, err := Load("big.yaml", []byte(dup)); err == nil || !strings.Contains(err.Error(), "declared twice, first at big.yaml:23") {
+		t.Fatalf("a duplicate across chunks names the first place, got %v", err)
 	}
 }

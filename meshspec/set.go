@@ -64,28 +64,32 @@ func (s *Set) FieldOrigin(ref Ref, path string) Position {
 	return d.at(path)
 }
 
-// Merge adds the documents of other to s. A document present in both is an
-// error naming both places.
+// Merge adds the documents of other, which were validated when they were
+// loaded, to s. A document present in both is an error naming both places.
 func (s *Set) Merge(other *Set) error {
 	for _, o := range other.Namespaces {
-		if err := s.addNamespace(o, other.docs[nsRef(o.Name)]); err != nil {
+		if err := s.add(nsRef(o.Name), other.docs[nsRef(o.Name)]); err != nil {
 			return err
 		}
+		s.Namespaces = append(s.Namespaces, o)
 	}
 	for _, o := range other.Services {
-		if err := s.addService(o, other.docs[svcRef(o.Namespace, o.Name)]); err != nil {
+		if err := s.add(svcRef(o.Namespace, o.Name), other.docs[svcRef(o.Namespace, o.Name)]); err != nil {
 			return err
 		}
+		s.Services = append(s.Services, o)
 	}
 	for _, o := range other.Rollouts {
-		if err := s.addRollout(o, other.docs[rolloutRef(o.Name)]); err != nil {
+		if err := s.add(rolloutRef(o.Name), other.docs[rolloutRef(o.Name)]); err != nil {
 			return err
 		}
+		s.Rollouts = append(s.Rollouts, o)
 	}
 	for _, o := range other.Manifests {
-		if err := s.addManifest(o, other.docs[RefOf(o)].pos); err != nil {
+		if err := s.add(RefOf(o), other.docs[RefOf(o)]); err != nil {
 			return err
 		}
+		s.Manifests = append(s.Manifests, o)
 	}
 	return nil
 }

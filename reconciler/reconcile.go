@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -148,8 +150,8 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 		res.Reason = ReasonInventoryFailed
 		return nil, nil, fmt.Errorf("inventory failed, nothing applied or pruned: %w", err)
 	}
-	if err := r.client.Apply(ctx, corev1ac.Namespace(r.opts.Namespace), client.FieldOwner(ambient.FieldManager)); err != nil {
-		return fail(fmt.Errorf("namespace %s for meshcd's state: %w", r.opts.Namespace, err))
+	if err := r.ensureNamespace(ctx); err != nil {
+		return fail(err)
 	}
 	if old, err = r.store.Load(ctx); err != nil {
 		return fail(err)
@@ -161,6 +163,23 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 		return fail(err)
 	}
 	return old, next, nil
+}
+
+// ensureNamespace creates meshcd's own namespace when it is missing; an
+// existing one costs a read, never a write.
+func (r *Reconciler) ensureNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{}
+	err := r.client.Get(ctx, client.ObjectKey{Name: r.opts.Namespace}, ns)
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("namespace %s for meshcd's state read failed: %w", r.opts.Namespace, err)
+	}
+	if err := r.client.Apply(ctx, corev1ac.Namespace(r.opts.Namespace), client.FieldOwner(ambient.FieldManager)); err != nil {
+		return fmt.Errorf("namespace %s for meshcd's state create failed: %w", r.opts.Namespace, err)
+	}
+	return nil
 }
 
 // prune removes old − next unless a guard holds it, then stores next plus
