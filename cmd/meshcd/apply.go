@@ -39,6 +39,11 @@ func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	return reconciler.New(cl.client, f.options()), cl, nil
+}
+
+// options turns the flags into reconciler options.
+func (f *reconcileFlags) options() reconciler.Options {
 	opts := reconciler.DefaultOptions()
 	opts.Name = f.name
 	opts.AllowFindings = f.allow
@@ -47,7 +52,7 @@ func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) 
 	opts.Apply.Force = f.force
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
-	return reconciler.New(cl.client, opts), cl, nil
+	return opts
 }
 
 func newApplyCommand(stdout io.Writer) *cobra.Command {

@@ -47,6 +47,7 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout))
+	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout),
+		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false))
 	return root
 }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/meshcd/meshcd/reconciler/controller"
+	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/source"
+)
+
+type runFlags struct {
+	reconcile      reconcileFlags
+	repo, branch   string
+	tag, commit    string
+	path           string
+	interval       time.Duration
+	schedule       string
+	mode           string
+	listen         string
+	credentialsDir string
+	webhookSecret  string
+	leaderElect    bool
+	workDir        string
+}
+
+func newRunCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Reconcile a git repository continuously: on an interval, a cron schedule, a push webhook and drift",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd.Context(), cmd.ErrOrStderr())
+		},
+	}
+	f.reconcile.register(cmd)
+	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL: file://, https:// or ssh:// (required)")
+	cmd.Flags().StringVar(&f.branch, "branch", "main", "branch to follow")
+	cmd.Flags().StringVar(&f.tag, "tag", "", "tag to pin instead of a branch")
+	cmd.Flags().StringVar(&f.commit, "commit", "", "commit to pin instead of a branch")
+	cmd.Flags().StringVar(&f.path, "path", ".", "spec directory inside the repository")
+	cmd.Flags().DurationVar(&f.interval, "interval", time.Minute, "reconcile interval (0 disables it)")
+	cmd.Flags().StringVar(&f.schedule, "schedule", "", "cron schedule for reconciles, such as '*/5 * * * *'")
+	cmd.Flags().StringVar(&f.mode, "drift-mode", string(drift.ModeCorrect), "what a drift leads to: correct or report")
+	cmd.Flags().StringVar(&f.listen, "listen", ":8080", "address for /metrics, /healthz, /readyz and /hook")
+	cmd.Flags().StringVar(&f.credentialsDir, "credentials-dir", "", "directory with git credentials (username, password, bearerToken, identity, known_hosts)")
+	cmd.Flags().StringVar(&f.webhookSecret, "webhook-secret-file", "", "file with the shared secret of push webhooks; /hook is off without it")
+	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "elect one leader among replicas; only it reconciles")
+	cmd.Flags().StringVar(&f.workDir, "work-dir", os.TempDir(), "directory for checkouts")
+	_ = cmd.MarkFlagRequired("repo")
+	return cmd
+}
+
+func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if f.mode != string(drift.ModeCorrect) && f.mode != string(drift.ModeReport) {
+		return fmt.Errorf("unknown --drift-mode %q: use correct or report", f.mode)
+	}
+	_, cl, err := f.reconcile.reconciler()
+	if err != nil {
+		return err
+	}
+	auth, err := f.auth()
+	if err != nil {
+		return err
+	}
+	var secret []byte
+	if f.webhookSecret != "" {
+		if secret, err = os.ReadFile(f.webhookSecret); err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		secret = []byte(strings.TrimSpace(string(secret)))
+	}
+	opts := controller.Options{
+		Source:        source.Options{URL: f.repo, Ref: source.Ref{Branch: f.branch, Tag: f.tag, Commit: f.commit}, Path: f.path, Auth: auth, WorkDir: f.workDir},
+		Reconciler:    f.reconcile.options(),
+		Interval:      f.interval,
+		Cron:          f.schedule,
+		Drift:         drift.Mode(f.mode),
+		WebhookSecret: secret,
+	}
+	if f.tag != "" || f.commit != "" {
+		opts.Source.Ref.Branch = ""
+	}
+	kube, err := kubernetes.NewForConfig(cl.config)
+	if err != nil {
+		return fmt.Errorf("cluster client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cl.config)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "meshcd"})
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	ctrl := controller.New(cl.client, cl.dynamic, mapper, recorder, log, opts)
+
+	srv := &http.Server{Addr: f.listen, Handler: ctrl.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.listen, err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	log.Info("meshcd running", "repo", source.SafeURL(f.repo), "listen", ln.Addr().String(), "leaderElect", f.leaderElect)
+
+	if !f.leaderElect {
+		return ctrl.Run(ctx)
+	}
+	id, _ := os.Hostname()
+	id = fmt.Sprintf("%s-%d", id, os.Getpid())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: opts.Reconciler.Namespace, Name: "meshcd-leader-" + opts.Reconciler.Name},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	var runErr error
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true, Name: "meshcd",
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				log.Info("leading", "identity", id)
+				runErr = ctrl.Run(ctx)
+			},
+			OnStoppedLeading: func() { log.Info("stopped leading", "identity", id) },
+		},
+	})
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+func (f *runFlags) auth() (*source.Auth, error) {
+	if f.credentialsDir != "" {
+		return source.AuthFromDir(f.credentialsDir)
+	}
+	return source.AuthFromEnv()
+}
+
+func newSuspendCommand(suspend bool) *cobra.Command {
+	var flags reconcileFlags
+	use, short := "suspend", "Stop reconciles of this meshcd instance until resume"
+	if !suspend {
+		use, short = "resume", "Resume reconciles of a suspended meshcd instance"
+	}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, cl, err := flags.reconciler()
+			if err != nil {
+				return err
+			}
+			opts := flags.options()
+			st := &controller.StatusStore{Client: cl.client, Namespace: opts.Namespace, Name: "meshcd-status-" + opts.Name}
+			return st.SetSuspend(cmd.Context(), suspend)
+		},
+	}
+	flags.register(cmd)
+	return cmd
+}

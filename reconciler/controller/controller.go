@@ -1,0 +1,275 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/robfig/cron/v3"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/source"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Source is the spec repository.
+	Source source.Options
+	// Reconciler configures each reconcile.
+	Reconciler reconciler.Options
+	// Interval between reconciles; zero disables the interval.
+	Interval time.Duration
+	// Cron is a cron schedule for reconciles (robfig/cron, five fields);
+	// empty disables it. Interval and Cron may both be set.
+	Cron string
+	// Drift says what a drift noticed by the watch leads to.
+	Drift drift.Mode
+	// WebhookSecret verifies push webhooks; empty disables /hook.
+	WebhookSecret []byte
+}
+
+// Controller reconciles a repository again and again.
+type Controller struct {
+	opts     Options
+	client   client.Client
+	dynamic  dynamic.Interface
+	mapper   apimeta.RESTMapper
+	rec      *reconciler.Reconciler
+	source   *source.Source
+	status   *StatusStore
+	events   record.EventRecorder
+	metrics  *Metrics
+	log      *slog.Logger
+	triggers chan string
+	ready    atomic.Bool
+
+	mu        sync.Mutex
+	watching  string // revision whose objects the drift watch follows
+	stopWatch context.CancelFunc
+}
+
+// New returns a Controller. events may be nil.
+func New(c client.Client, dyn dynamic.Interface, mapper apimeta.RESTMapper, events record.EventRecorder, log *slog.Logger, opts Options) *Controller {
+	if opts.Drift == "" {
+		opts.Drift = drift.ModeCorrect
+	}
+	if opts.Drift == drift.ModeCorrect {
+		// git is the source of truth: correcting drift takes back fields
+		// another manager changed, and the drift is reported with its name.
+		opts.Reconciler.Apply.Force = true
+	}
+	return &Controller{
+		opts:     opts,
+		client:   c,
+		dynamic:  dyn,
+		mapper:   mapper,
+		rec:      reconciler.New(c, opts.Reconciler),
+		source:   source.New(opts.Source),
+		status:   &StatusStore{Client: c, Namespace: opts.Reconciler.Namespace, Name: "meshcd-status-" + opts.Reconciler.Name},
+		events:   events,
+		metrics:  NewMetrics(),
+		log:      log,
+		triggers: make(chan string, 1),
+	}
+}
+
+// Source is the controller's git source, for its clone count.
+func (c *Controller) Source() *source.Source { return c.source }
+
+// Trigger asks for a reconcile soon; triggers that arrive while one is
+// queued are folded into it.
+func (c *Controller) Trigger(why string) {
+	select {
+	case c.triggers <- why:
+	default:
+	}
+}
+
+// Run reconciles at once and then on every trigger until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	if c.opts.Interval > 0 {
+		go c.every(ctx, c.opts.Interval)
+	}
+	if c.opts.Cron != "" {
+		sched := cron.New()
+		if _, err := sched.AddFunc(c.opts.Cron, func() { c.Trigger("schedule") }); err != nil {
+			return fmt.Errorf("cron schedule %q: %w", c.opts.Cron, err)
+		}
+		sched.Start()
+		defer sched.Stop()
+	}
+	defer c.stopDriftWatch()
+	c.Trigger("start")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case why := <-c.triggers:
+			if err := c.Reconcile(ctx, why); err != nil && ctx.Err() == nil {
+				c.log.Error("reconcile failed", "trigger", why, "error", err)
+			}
+		}
+	}
+}
+
+func (c *Controller) every(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Trigger("interval")
+		}
+	}
+}
+
+// Reconcile runs one reconcile: fetch, then the reconciler's stages, then
+// the drift watch. Status is written once, from the deferred call.
+func (c *Controller) Reconcile(ctx context.Context, why string) (retErr error) {
+	st, cm, err := c.status.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Suspend {
+		c.log.Info("suspended; skipping reconcile", "trigger", why)
+		return nil
+	}
+	obj := statusObject{ConfigMap: cm, status: st}
+	start := time.Now()
+	conditions.MarkReconciling(obj, meta.ProgressingReason, "reconciling (%s)", why)
+	defer func() {
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		if err := c.status.Save(ctx, st); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		c.ready.Store(true)
+	}()
+
+	artifact, err := c.fetch(ctx, obj)
+	if err != nil {
+		return err
+	}
+	st.LastAttemptedRevision = artifact.Revision
+	res, err := c.rec.Reconcile(ctx, artifact.Dir)
+	c.metrics.record(res, time.Since(start).Seconds())
+	c.report(obj, artifact.Revision, res, err)
+	if err != nil {
+		return err
+	}
+	if res.Reason == reconciler.ReasonSucceeded {
+		st.LastAppliedRevision = artifact.Revision
+	}
+	return c.watchDrift(ctx, artifact)
+}
+
+// fetch gets the revision; on failure the last applied state stays as it
+// is, nothing is pruned, and Ready turns False.
+func (c *Controller) fetch(ctx context.Context, obj statusObject) (*source.Artifact, error) {
+	artifact, _, err := c.source.Fetch(ctx)
+	if err != nil {
+		msg := fmt.Sprintf("fetch failed, keeping the last applied revision %q and pruning nothing: %v", obj.status.LastAppliedRevision, err)
+		conditions.MarkFalse(obj, meta.ReadyCondition, "FetchFailed", "%s", msg)
+		conditions.MarkStalled(obj, "FetchFailed", "%s", msg)
+		c.event(obj, corev1.EventTypeWarning, "FetchFailed", msg)
+		return nil, errors.New(msg)
+	}
+	conditions.Delete(obj, meta.StalledCondition)
+	return artifact, nil
+}
+
+// report turns a reconcile result into conditions and an event.
+func (c *Controller) report(obj statusObject, revision string, res *reconciler.Result, err error) {
+	reason := string(res.Reason)
+	switch {
+	case err != nil:
+		msg := fmt.Sprintf("revision %s: %v", revision, err)
+		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+		if res.Reason == reconciler.ReasonRenderFailed || res.Reason == reconciler.ReasonValidationFailed {
+			conditions.MarkStalled(obj, reason, "%s", msg) // retrying the same revision cannot help
+		}
+		c.event(obj, corev1.EventTypeWarning, reason, msg)
+	case res.Reason == reconciler.ReasonSucceeded:
+		msg := fmt.Sprintf("applied revision %s: %s", revision, res.Applied.Summary())
+		conditions.MarkTrue(obj, meta.ReadyCondition, reason, "%s", msg)
+		if res.Applied.Writes() > 0 || (res.Pruned != nil && res.Pruned.Writes() > 0) {
+			c.event(obj, corev1.EventTypeNormal, reason, msg)
+		}
+	default:
+		msg := fmt.Sprintf("revision %s applied but not healthy yet: %s", revision, res.Applied.Summary())
+		for _, h := range res.Health {
+			if !h.Healthy {
+				msg += fmt.Sprintf("; %s: %s", h.Object, h.Message)
+			}
+		}
+		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+		c.event(obj, corev1.EventTypeWarning, reason, msg)
+	}
+}
+
+func (c *Controller) event(obj statusObject, kind, reason, msg string) {
+	if c.events != nil {
+		c.events.Event(obj.ConfigMap, kind, reason, msg)
+	}
+}
+
+// watchDrift (re)starts the watch on the applied objects when the revision
+// changed. A drift either triggers a reconcile (correct) or is only counted
+// and reported (report).
+func (c *Controller) watchDrift(ctx context.Context, artifact *source.Artifact) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watching == artifact.Revision {
+		return nil
+	}
+	desired, err := c.rec.Desired(artifact.Dir)
+	if err != nil {
+		return err
+	}
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	c.stopWatch, c.watching = cancel, artifact.Revision
+	w := &drift.Watcher{Client: c.client, Dynamic: c.dynamic, Mapper: c.mapper}
+	go func() {
+		err := w.Watch(wctx, desired, func(ev drift.Event) { c.onDrift(ev) })
+		if err != nil && wctx.Err() == nil {
+			c.log.Error("drift watch stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+func (c *Controller) onDrift(ev drift.Event) {
+	c.metrics.drift.Inc()
+	fields := make([]string, 0, len(ev.Drift.Fields))
+	for _, f := range ev.Drift.Fields {
+		fields = append(fields, fmt.Sprintf("%s by %s", f.Path, f.Manager))
+	}
+	c.log.Info("drift", "object", ev.Drift.Object, "fields", fields, "missing", ev.Drift.Missing, "mode", c.opts.Drift)
+	if c.opts.Drift == drift.ModeCorrect {
+		c.Trigger("drift of " + ev.Drift.Object)
+	}
+}
+
+func (c *Controller) stopDriftWatch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopWatch != nil {
+		c.stopWatch()
+	}
+}

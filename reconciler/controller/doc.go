@@ -1,0 +1,11 @@
+// Package controller runs meshcd continuously: it fetches the spec
+// repository on an interval, a cron schedule, a verified push webhook or a
+// drift event, reconciles it, and records the outcome as Ready, Reconciling
+// and Stalled conditions (fluxcd/pkg/runtime) with the last applied and
+// attempted revisions in a status ConfigMap, as Kubernetes Events and as
+// Prometheus metrics. With leader election only one replica reconciles.
+//
+// Its Reconcile reads like a table of contents; each stage is a method, and
+// status is written from one deferred place. It never renders or applies by
+// itself: that is the reconciler's job.
+package controller
