@@ -478,6 +478,9 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 
 // structFields returns a lookup of t's JSON field names, inline fields included.
 func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(func(string) (reflect.Type, bool))
+	}
 	fields := map[string]reflect.Type{}
 	var collect func(t reflect.Type)
 	collect = func(t reflect.Type) {
@@ -496,11 +499,16 @@ func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
 		}
 	}
 	collect(t)
-	return func(key string) (reflect.Type, bool) {
+	lookup := func(key string) (reflect.Type, bool) {
 		ft, ok := fields[key]
 		return ft, ok
 	}
+	fieldCache.Store(t, lookup)
+	return lookup
 }
+
+// fieldCache holds structFields' lookups by type: types never change.
+var fieldCache sync.Map
 
 // generic converts a node of a plain manifest into JSON-ready values.
 func (w *walker) generic(n *yaml.Node, path string) any {

@@ -17,7 +17,8 @@ type Set struct {
 	// Manifests are the documents of other APIs, passed through as they are.
 	Manifests []*unstructured.Unstructured
 
-	docs map[Ref]*document
+	docs   map[Ref]*document
+	byName map[string]*MeshNamespace // index of Namespaces, rebuilt when it falls behind
 }
 
 // Ref identifies one document of a Set.
@@ -193,10 +194,11 @@ func (s *Set) Sort() {
 
 // Namespace returns the MeshNamespace called name, or nil.
 func (s *Set) Namespace(name string) *MeshNamespace {
-	for _, n := range s.Namespaces {
-		if n.Name == name {
-			return n
+	if len(s.byName) != len(s.Namespaces) {
+		s.byName = make(map[string]*MeshNamespace, len(s.Namespaces))
+		for _, n := range s.Namespaces {
+			s.byName[n.Name] = n
 		}
 	}
-	return nil
+	return s.byName[name]
 }

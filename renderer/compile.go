@@ -26,7 +26,10 @@ type builder struct {
 
 // compile renders the completed spec set.
 func compile(set *meshspec.Set, opts Options) (*Bundle, error) {
-	b := &builder{opts: opts, set: set, bundle: &Bundle{Spec: set, origins: map[meshspec.Ref]meshspec.Position{}}, byRef: map[meshspec.Ref]*unstructured.Unstructured{}}
+	size := len(set.Manifests) + 4*len(set.Namespaces) + 10*len(set.Services) // about what one spec document renders
+	b := &builder{opts: opts, set: set,
+		bundle: &Bundle{Spec: set, Objects: make([]*unstructured.Unstructured, 0, size), origins: make(map[meshspec.Ref]meshspec.Position, size)},
+		byRef:  make(map[meshspec.Ref]*unstructured.Unstructured, size)}
 	for _, m := range set.Manifests {
 		obj := m.DeepCopy()
 		if obj.GroupVersionKind().GroupKind() == ambient.NamespaceGK {

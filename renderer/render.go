@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -81,14 +83,14 @@ func hasKustomization(dir string) bool {
 }
 
 // loadFiles reads every YAML file under dir, skipping hidden entries, and
-// refuses symlinks that lead out of dir.
+// refuses symlinks that lead out of dir. Files are decoded in parallel and
+// merged in path order, so the result does not depend on scheduling.
 func loadFiles(dir string) (*meshspec.Set, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spec directory %s: %w", dir, err)
 	}
-	set := meshspec.NewSet()
-	var errs []error
+	var paths []string
 	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -112,25 +114,43 @@ func loadFiles(dir string) (*meshspec.Set, error) {
 				return fmt.Errorf("%s: symlink leads out of the spec directory (to %s); copy the file in instead", rel, target)
 			}
 		}
-		data, err := readBounded(path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-		s, err := meshspec.Load(filepath.ToSlash(rel), data)
-		if err != nil {
-			errs = append(errs, err)
-			return nil
-		}
-		if err := set.Merge(s); err != nil {
-			errs = append(errs, err)
-		}
+		paths = append(paths, rel)
 		return nil
 	})
 	if walkErr != nil {
 		return nil, walkErr
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	sets := make([]*meshspec.Set, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				data, err := readBounded(filepath.Join(root, paths[i]))
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %w", paths[i], err)
+					continue
+				}
+				sets[i], errs[i] = meshspec.Load(filepath.ToSlash(paths[i]), data)
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	set := meshspec.NewSet()
+	for _, s := range sets {
+		if err := set.Merge(s); err != nil {
+			return nil, err
+		}
 	}
 	return set, nil
 }
@@ -154,8 +174,12 @@ func readBounded(path string) ([]byte, error) {
 
 // sortObjects orders objects by group, kind, namespace and name.
 func sortObjects(objs []*unstructured.Unstructured) {
+	keys := make(map[*unstructured.Unstructured]meshspec.Ref, len(objs))
+	for _, o := range objs {
+		keys[o] = meshspec.RefOf(o)
+	}
 	sort.Slice(objs, func(i, j int) bool {
-		a, b := meshspec.RefOf(objs[i]), meshspec.RefOf(objs[j])
+		a, b := keys[objs[i]], keys[objs[j]]
 		if a.Group != b.Group {
 			return a.Group < b.Group
 		}
