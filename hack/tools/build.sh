@@ -44,7 +44,36 @@ kube() { (cd "$here/kube" && go build -ldflags "$kube_ldflags" -o "$out" "k8s.io
 etcd() { (cd "$here/etcd" && go build -o "$out" .); }
 gobin() { local tmp; tmp=$(dirname "$out"); GOBIN="$tmp" go install "$1"; }
 
-all=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl pilot-discovery istioctl kwok)
+# crds stages the Gateway API experimental CRDs and Istio's CRDs, read from
+# their Go modules at the pinned versions, into $bin/crds.
+crds() {
+	local gw istio
+	gw=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	istio=$(go mod download -json "istio.io/istio@$ISTIO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$gw/config/crd/experimental" ] || { echo "gateway-api module has no config/crd/experimental" >&2; exit 1; }
+	[ -f "$istio/manifests/charts/base/files/crd-all.gen.yaml" ] || { echo "istio module has no crd-all.gen.yaml" >&2; exit 1; }
+	rm -rf "$bin/crds" && mkdir -p "$bin/crds"
+	for f in "$gw"/config/crd/experimental/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] || cp "$f" "$bin/crds/gateway-api-$(basename "$f")"
+	done
+	cp "$istio/manifests/charts/base/files/crd-all.gen.yaml" "$bin/crds/istio-crd-all.gen.yaml"
+	chmod u+w "$bin"/crds/*
+	echo ">> CRDs staged in $bin/crds (gateway-api $GATEWAY_API_VERSION experimental, istio $ISTIO_VERSION)"
+}
+
+# kwok_stages copies kwok's default node and pod lifecycle stages from its
+# module into $bin/kwok-stages.
+kwok_stages() {
+	local kwok
+	kwok=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -d "$kwok/kustomize/stage" ] || { echo "kwok module has no kustomize/stage" >&2; exit 1; }
+	rm -rf "$bin/kwok-stages" && mkdir -p "$bin/kwok-stages"
+	(cd "$kwok/kustomize/stage" && find . -name '*.yaml' ! -name kustomization.yaml ! -path '*/testdata/*' -exec cp --parents {} "$bin/kwok-stages/" \;)
+	chmod -R u+w "$bin/kwok-stages"
+	echo ">> kwok stages staged in $bin/kwok-stages"
+}
+
+all=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl pilot-discovery istioctl kwok crds kwok-stages)
 tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=("${all[@]}")
 for t in "${tools[@]}"; do
 	case $t in
@@ -54,6 +83,8 @@ for t in "${tools[@]}"; do
 	pilot-discovery) build "$t" "$ISTIO_VERSION" gobin "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION" ;;
 	istioctl) build "$t" "$ISTIO_VERSION" gobin "istio.io/istio/istioctl/cmd/istioctl@$ISTIO_VERSION" ;;
 	kwok) build "$t" "$KWOK_VERSION" gobin "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
+	crds) crds ;;
+	kwok-stages) kwok_stages ;;
 	*) echo "unknown tool $t (known: ${all[*]})" >&2; exit 2 ;;
 	esac
 done
