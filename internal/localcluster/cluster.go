@@ -52,7 +52,7 @@ type Cluster struct {
 }
 
 type ports struct {
-	etcd, etcdPeer, apiserver, kwok                             int
+	etcd, etcdPeer, apiserver, kwok                                                      int
 	istiodHTTP, istiodHTTPS, istiodGRPC, istiodSecureGRPC, istiodMonitoring, istiodCtrlz int
 }
 

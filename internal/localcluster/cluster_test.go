@@ -101,7 +101,7 @@ func TestCluster_WaypointGetsProgrammedAndBindsAService(t *testing.T) {
 	apply(t, c, map[string]any{
 		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
 		"metadata": map[string]any{"name": "waypoint", "namespace": ns, "labels": map[string]any{"istio.io/waypoint-for": "service"}},
-		"spec": map[string]any{"gatewayClassName": "istio-waypoint", "listeners": []any{map[string]any{"name": "mesh", "port": int64(15008), "protocol": "HBONE"}}},
+		"spec":     map[string]any{"gatewayClassName": "istio-waypoint", "listeners": []any{map[string]any{"name": "mesh", "port": int64(15008), "protocol": "HBONE"}}},
 	})
 	// istiod creates the waypoint Deployment; kwok makes its pod Ready.
 	dep := &unstructured.Unstructured{}
@@ -131,7 +131,7 @@ func TestCluster_WaypointGetsProgrammedAndBindsAService(t *testing.T) {
 	apply(t, c, map[string]any{
 		"apiVersion": "v1", "kind": "Service",
 		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{"istio.io/use-waypoint": "waypoint"}},
-		"spec": map[string]any{"selector": map[string]any{"app": "orders"}, "ports": []any{map[string]any{"name": "http", "port": int64(8080)}}},
+		"spec":     map[string]any{"selector": map[string]any{"app": "orders"}, "ports": []any{map[string]any{"name": "http", "port": int64(8080)}}},
 	})
 	bound := condition(t, c, "v1/Service", ns, "orders", "istio.io/WaypointBound", 60*time.Second, isTrue)
 	if bound["message"] != fmt.Sprintf("Successfully attached to waypoint %s/waypoint", ns) {

@@ -132,7 +132,9 @@ func (c *Cluster) StopAPIServer() error {
 	return err
 }
 
-func (c *Cluster) kube() (*kubernetes.Clientset, error) { return kubernetes.NewForConfig(c.RESTConfig()) }
+func (c *Cluster) kube() (*kubernetes.Clientset, error) {
+	return kubernetes.NewForConfig(c.RESTConfig())
+}
 
 func (c *Cluster) startControllers(ctx context.Context) error {
 	kcm, err := c.spawn("kube-controller-manager", c.opts.StateDir, nil, c.bin("kube-controller-manager"),
