@@ -1,0 +1,43 @@
+# meshcd — GitOps for Istio ambient mesh. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+BIN   ?= $(CURDIR)/bin
+GO    ?= go
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: tools
+tools: ## Build the local control plane (kube-apiserver, etcd, kwok, istiod, ...) from Go modules into bin/.
+	BIN=$(BIN) hack/tools/build.sh
+
+.PHONY: build
+build: ## Build bin/meshcd.
+	$(GO) build -o $(BIN)/meshcd ./cmd/meshcd
+
+.PHONY: test
+test: tools ## Run go vet and every test, against a real local control plane.
+	$(GO) vet ./...
+	MESHCD_REQUIRE_CLUSTER=1 $(GO) test -timeout 30m ./...
+
+.PHONY: bench
+bench: tools ## Run the benchmarks and print their figures.
+	MESHCD_REQUIRE_CLUSTER=1 $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the spec loader for 30 seconds.
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./meshspec
+
+.PHONY: cluster-up
+cluster-up: tools ## Start a local cluster in .cluster/ and leave it running (KUBECONFIG=.cluster/kubeconfig).
+	$(GO) run ./hack/cluster up --dir .cluster --detach
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster started by cluster-up.
+	$(GO) run ./hack/cluster down --dir .cluster
+
+.PHONY: demo
+demo: tools build ## The main job end to end on a local cluster and the bundled examples.
+	$(GO) run ./hack/demo

@@ -1,0 +1,193 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/renderer"
+	"github.com/meshcd/meshcd/renderer/rules"
+)
+
+// Action is what the head does to one object.
+type Action string
+
+// Actions.
+const (
+	Added   Action = "added"
+	Changed Action = "changed"
+	Removed Action = "removed"
+)
+
+// Change is one object the head adds, changes or removes.
+type Change struct {
+	Object string `json:"object"`
+	Action Action `json:"action"`
+	// Diff is a unified diff of the object's YAML, base to head.
+	Diff string `json:"diff"`
+}
+
+// Plan is what merging the head would do.
+type Plan struct {
+	Base    string   `json:"base"`
+	Head    string   `json:"head"`
+	Changes []Change `json:"changes"`
+	// Introduced are findings the head has and the base has not; Fixed the reverse.
+	Introduced []rules.Finding `json:"introduced"`
+	Fixed      []rules.Finding `json:"fixed"`
+	// Live is the head's diff against the cluster, when one was asked for.
+	Live []string `json:"live,omitempty"`
+}
+
+// HasChanges reports whether merging the head changes any object.
+func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 }
+
+// Compute renders both directories and compares them. base may be empty,
+// for a repository whose base has no spec yet.
+func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (*Plan, error) {
+	p := &Plan{Base: baseRev, Head: headRev, Changes: []Change{}, Introduced: []rules.Finding{}, Fixed: []rules.Finding{}}
+	var before []*unstructured.Unstructured
+	var beforeFindings []rules.Finding
+	if baseDir != "" {
+		b, err := renderer.Render(baseDir, opts)
+		if err != nil {
+			return nil, fmt.Errorf("base %s does not render: %w", baseRev, err)
+		}
+		before, beforeFindings = b.Objects, rules.Check(b.Objects, rules.Options{Origin: b.Origin})
+	}
+	h, err := renderer.Render(headDir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("head %s does not render: %w", headRev, err)
+	}
+	afterFindings := rules.Check(h.Objects, rules.Options{Origin: h.Origin})
+	p.Changes, err = compare(before, h.Objects)
+	if err != nil {
+		return nil, err
+	}
+	p.Introduced = subtract(afterFindings, beforeFindings)
+	p.Fixed = subtract(beforeFindings, afterFindings)
+	return p, nil
+}
+
+// compare diffs two sorted object lists by identity.
+func compare(before, after []*unstructured.Unstructured) ([]Change, error) {
+	index := func(objs []*unstructured.Unstructured) map[meshspec.Ref]*unstructured.Unstructured {
+		m := make(map[meshspec.Ref]*unstructured.Unstructured, len(objs))
+		for _, o := range objs {
+			m[meshspec.RefOf(o)] = o
+		}
+		return m
+	}
+	b, a := index(before), index(after)
+	refs := make([]meshspec.Ref, 0, len(a)+len(b))
+	for r := range a {
+		refs = append(refs, r)
+	}
+	for r := range b {
+		if _, ok := a[r]; !ok {
+			refs = append(refs, r)
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	changes := []Change{}
+	for _, r := range refs {
+		from, err := toYAML(b[r])
+		if err != nil {
+			return nil, err
+		}
+		to, err := toYAML(a[r])
+		if err != nil {
+			return nil, err
+		}
+		if from == to {
+			continue
+		}
+		c := Change{Object: r.String(), Action: Changed}
+		switch {
+		case b[r] == nil:
+			c.Action = Added
+		case a[r] == nil:
+			c.Action = Removed
+		}
+		c.Diff, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A: difflib.SplitLines(from), B: difflib.SplitLines(to), FromFile: "base", ToFile: "head", Context: 3,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s diff failed: %w", r, err)
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}
+
+func toYAML(o *unstructured.Unstructured) (string, error) {
+	if o == nil {
+		return "", nil
+	}
+	y, err := yaml.Marshal(o.Object)
+	if err != nil {
+		return "", fmt.Errorf("%s %s encode failed: %w", o.GetKind(), o.GetName(), err)
+	}
+	return string(y), nil
+}
+
+// subtract returns the findings of a that b does not have, matched by rule,
+// object and message (lines move when files are edited).
+func subtract(a, b []rules.Finding) []rules.Finding {
+	key := func(f rules.Finding) string { return f.Rule + "\x00" + f.Object + "\x00" + f.Message }
+	have := make(map[string]bool, len(b))
+	for _, f := range b {
+		have[key(f)] = true
+	}
+	out := []rules.Finding{}
+	for _, f := range a {
+		if !have[key(f)] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Summary is one line such as "2 added, 1 changed, 0 removed".
+func (p *Plan) Summary() string {
+	n := map[Action]int{}
+	for _, c := range p.Changes {
+		n[c.Action]++
+	}
+	return fmt.Sprintf("%d added, %d changed, %d removed; %d findings introduced, %d fixed",
+		n[Added], n[Changed], n[Removed], len(p.Introduced), len(p.Fixed))
+}
+
+// Text renders the plan for a terminal.
+func (p *Plan) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plan %s -> %s: %s\n", p.Base, p.Head, p.Summary())
+	for _, f := range p.Introduced {
+		fmt.Fprintf(&b, "+ finding %s %s %s: %s\n", f.Severity, f.Rule, f.Object, f.Message)
+	}
+	for _, f := range p.Fixed {
+		fmt.Fprintf(&b, "- finding %s %s %s (fixed)\n", f.Severity, f.Rule, f.Object)
+	}
+	for _, c := range p.Changes {
+		fmt.Fprintf(&b, "%s %s\n%s", symbol(c.Action), c.Object, c.Diff)
+	}
+	for _, l := range p.Live {
+		fmt.Fprintf(&b, "live: %s\n", l)
+	}
+	return b.String()
+}
+
+func symbol(a Action) string {
+	switch a {
+	case Added:
+		return "+"
+	case Removed:
+		return "-"
+	}
+	return "~"
+}

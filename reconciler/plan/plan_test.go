@@ -1,0 +1,142 @@
+package plan
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/meshcd/meshcd/renderer"
+	"github.com/meshcd/meshcd/renderer/rules"
+)
+
+func writeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const ns = `apiVersion: meshcd.dev/v1alpha1
+kind: MeshNamespace
+metadata: {name: hello}
+spec:
+  waypoint: {}
+`
+
+func svc(v1, v2 int) string {
+	return strings.NewReplacer("W1", strconv.Itoa(v1), "W2", strconv.Itoa(v2)).Replace(`apiVersion: meshcd.dev/v1alpha1
+kind: MeshService
+metadata: {name: hello, namespace: hello}
+spec:
+  port: 5000
+  selector: {app: hello}
+  versions: {v1: {version: v1}, v2: {version: v2}}
+  routes:
+    - backends: {v1: W1, v2: W2}
+`)
+}
+
+func TestCompute_WeightChangeIsOneChangedRoute(t *testing.T) {
+	base := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(95, 5)})
+	head := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(50, 50)})
+	p, err := Compute("main@sha1:aaa", base, "canary@sha1:bbb", head, renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || p.Changes[0].Object != "HTTPRoute hello/hello" || p.Changes[0].Action != Changed {
+		t.Fatalf("changes: %+v", p.Changes)
+	}
+	d := p.Changes[0].Diff
+	for _, want := range []string{"-      weight: 95", "+      weight: 50", "-      weight: 5", "+      weight: 50"} {
+		if !strings.Contains(d, want) {
+			t.Fatalf("diff lacks %q:\n%s", want, d)
+		}
+	}
+	if !p.HasChanges() {
+		t.Fatal("a changed route is a change")
+	}
+	same, err := Compute("a", base, "b", base, renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.HasChanges() || len(same.Introduced)+len(same.Fixed) != 0 {
+		t.Fatalf("identical revisions plan nothing: %+v", same)
+	}
+}
+
+func TestCompute_AddedRemovedAndFindings(t *testing.T) {
+	// The head drops the waypoint label on the namespace and adds a hand-written route
+	// to a Service without a waypoint: a finding the head introduces.
+	base := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(95, 5)})
+	head := writeDir(t, map[string]string{"svc.yaml": `apiVersion: v1
+kind: Service
+metadata: {name: lonely, namespace: other}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: lonely, namespace: other}
+spec:
+  parentRefs: [{group: "", kind: Service, name: lonely}]
+  rules: [{backendRefs: [{name: lonely, port: 80}]}]
+`})
+	p, err := Compute("base", base, "head", head, renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := map[Action]int{}
+	for _, c := range p.Changes {
+		actions[c.Action]++
+	}
+	if actions[Added] != 3 || actions[Removed] == 0 {
+		t.Fatalf("actions %v from %+v", actions, p.Changes)
+	}
+	found := false
+	for _, f := range p.Introduced {
+		found = found || (f.Rule == "AMB030" && f.Object == "HTTPRoute other/lonely")
+	}
+	if !found {
+		t.Fatalf("the head introduces AMB030 for the route without a waypoint: %+v", p.Introduced)
+	}
+	reverse, err := Compute("head", head, "base", base, renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reverse.Fixed) != len(p.Introduced) {
+		t.Fatalf("going back fixes what was introduced: %+v vs %+v", reverse.Fixed, p.Introduced)
+	}
+}
+
+func TestMarkdown_FitsTheLimitLargestDiffsFirst(t *testing.T) {
+	p := &Plan{Base: "main", Head: "big", Changes: []Change{
+		{Object: "ConfigMap a/small", Action: Changed, Diff: strings.Repeat("+ small line\n", 10)},
+		{Object: "ConfigMap a/huge", Action: Added, Diff: strings.Repeat("+ a very long line of yaml\n", 5000)},
+		{Object: "ConfigMap a/large", Action: Added, Diff: strings.Repeat("+ a long line\n", 2000)},
+	}, Introduced: []rules.Finding{}, Fixed: []rules.Finding{}}
+	md := p.Markdown(MaxComment)
+	if len(md) > MaxComment {
+		t.Fatalf("comment is %d characters, over %d", len(md), MaxComment)
+	}
+	if !strings.Contains(md, "+ small line") {
+		t.Fatal("small diffs are kept")
+	}
+	if !strings.Contains(md, "left out to fit the comment") || !strings.Contains(md, "ConfigMap a/huge") {
+		t.Fatal("the comment says which diffs were left out")
+	}
+	if strings.Contains(md, "+ a very long line of yaml") {
+		t.Fatal("the largest diff goes first")
+	}
+	if !strings.Contains(md, "+ a long line") {
+		t.Fatal("the second largest fits once the largest is out, and stays")
+	}
+}
