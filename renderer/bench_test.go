@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshcd/meshcd/renderer/rules"
 )
 
 // writeLargeSpec writes namespaces × services MeshServices, one file per
@@ -59,4 +61,21 @@ func BenchmarkRender(b *testing.B) {
 		objects = len(bundle.Objects)
 	}
 	b.ReportMetric(float64(objects), "objects")
+}
+
+// BenchmarkRenderAndValidate renders 1,000 namespaces and 5,000 services
+// and runs the rule catalogue over the result: what `meshcd validate` does.
+func BenchmarkRenderAndValidate(b *testing.B) {
+	dir := writeLargeSpec(b, 1000, 5)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		bundle, err := Render(dir, DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f := rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin}); rules.HasErrors(f) {
+			b.Fatalf("generated spec has error findings: %v", f[0])
+		}
+	}
 }

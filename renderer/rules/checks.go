@@ -294,6 +294,7 @@ func (c *checker) httpRoute(o *unstructured.Unstructured) {
 		for _, b := range refs {
 			m := asMap(b)
 			if m == nil {
+				zero = false
 				continue
 			}
 			if w, ok := number(m["weight"]); !ok || w != 0 {

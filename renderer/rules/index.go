@@ -140,8 +140,9 @@ func routeServices(route *unstructured.Unstructured) []key {
 		if ns == "" {
 			ns = route.GetNamespace()
 		}
-		name, _ := m["name"].(string)
-		out = append(out, key{ns, name})
+		if name, _ := m["name"].(string); name != "" {
+			out = append(out, key{ns, name})
+		}
 	}
 	return out
 }

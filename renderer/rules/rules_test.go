@@ -1,0 +1,247 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshcd/meshcd/meshspec"
+)
+
+// Reusable documents.
+const (
+	ambientNS     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n"
+	ambientWpNS   = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}\n"
+	plainNS       = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+	waypointGW    = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: service}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n"
+	workloadGW    = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: workload}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n"
+	allGW         = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: all}}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners: [{name: mesh, port: 15008, protocol: HBONE}]\n"
+	ordersSvc     = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop}\nspec: {selector: {app: orders}, ports: [{port: 8080}]}\n"
+	ordersV1      = "apiVersion: v1\nkind: Service\nmetadata: {name: orders-v1, namespace: shop}\nspec: {selector: {app: orders, version: v1}, ports: [{port: 8080}]}\n"
+	ordersWpSvc   = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop, labels: {istio.io/use-waypoint: waypoint}}\nspec: {ports: [{port: 8080}]}\n"
+	ordersNoneSvc = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop, labels: {istio.io/use-waypoint: none}}\nspec: {ports: [{port: 8080}]}\n"
+)
+
+func route(weights ...int) string {
+	var refs []string
+	for i, w := range weights {
+		refs = append(refs, fmt.Sprintf("{name: orders-v%d, port: 8080, weight: %d}", i+1, w))
+	}
+	return "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orders, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: orders, port: 8080}]\n  rules: [{backendRefs: [" + strings.Join(refs, ", ") + "]}]\n"
+}
+
+func policy(spec string) string {
+	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n" + spec
+}
+
+func vs(http string) string {
+	return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: orders, namespace: shop}\nspec:\n  hosts: [orders.shop.svc.cluster.local]\n  http:\n" + http
+}
+
+func deployment(meta, tmpl string) string {
+	return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop" + meta + "}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web" + tmpl + "}}\n    spec: {containers: [{name: web, image: web}]}\n"
+}
+
+func docs(d ...string) string { return strings.Join(d, "---\n") }
+
+// grid lists, per rule, inputs that must fire it and near misses that must
+// not. want holds "RULE Kind ns/name" of every finding the input yields.
+var grid = []struct {
+	name  string
+	input string
+	want  []string
+}{
+	// AMB001
+	{"ambient and injected namespace", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}}\n", []string{"AMB001 Namespace shop"}},
+	{"ambient and revision-injected namespace", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/rev: canary}}\n", []string{"AMB001 Namespace shop"}},
+	{"sidecar namespace only", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n", nil},
+	// AMB002
+	{"pod template asks for a sidecar in ambient", docs(ambientNS, deployment("", ", sidecar.istio.io/inject: 'true'")), []string{"AMB002 Deployment shop/web"}},
+	{"sidecar request outside ambient", docs(plainNS, deployment("", ", sidecar.istio.io/inject: 'true'")), nil},
+	// AMB010
+	{"namespace names a missing waypoint", ambientWpNS, []string{"AMB010 Namespace shop"}},
+	{"service names a missing waypoint", docs(ambientNS, ordersWpSvc), []string{"AMB010 Service shop/orders"}},
+	{"pod names a waypoint in another namespace that is missing", docs(ambientNS, allGW, deployment("", ", istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: infra")), []string{"AMB010 Deployment shop/web"}},
+	{"service names an existing waypoint", docs(ambientNS, waypointGW, ordersWpSvc), nil},
+	// AMB011
+	{"service uses a workload waypoint", docs(ambientNS, workloadGW, ordersWpSvc), []string{"AMB011 Service shop/orders"}},
+	{"pod uses a service waypoint", docs(ambientNS, waypointGW, deployment("", ", istio.io/use-waypoint: waypoint")), []string{"AMB011 Deployment shop/web"}},
+	{"pod uses an all waypoint", docs(ambientNS, allGW, deployment("", ", istio.io/use-waypoint: waypoint")), nil},
+	{"service uses a waypoint with the default for", docs(ambientNS, strings.Replace(waypointGW, ", labels: {istio.io/waypoint-for: service}", "", 1), ordersWpSvc), nil},
+	// AMB012
+	{"waypoint without the HBONE listener", docs(ambientNS, strings.Replace(waypointGW, "port: 15008, protocol: HBONE", "port: 80, protocol: HTTP", 1)), []string{"AMB012 Gateway shop/waypoint"}},
+	{"waypoint with two listeners", docs(ambientNS, strings.Replace(waypointGW, "protocol: HBONE}]", "protocol: HBONE}, {name: x, port: 80, protocol: HTTP}]", 1)), []string{"AMB012 Gateway shop/waypoint"}},
+	{"ingress gateway with other listeners", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: ingress, namespace: shop}\nspec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}\n", nil},
+	// AMB013
+	{"waypoint label on a namespace not in ambient", docs("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/use-waypoint: waypoint}}\n", waypointGW), []string{"AMB013 Namespace shop"}},
+	{"waypoint label on a service outside ambient", docs(plainNS, waypointGW, ordersWpSvc), []string{"AMB013 Service shop/orders"}},
+	{"waypoint label on a service of an unknown namespace", docs(waypointGW, ordersWpSvc), nil},
+	// AMB014
+	{"ambient label on the controller's metadata", docs(ambientNS, allGW, deployment(", labels: {istio.io/use-waypoint: waypoint}", "")), []string{"AMB014 Deployment shop/web"}},
+	{"ambient label on a pod itself", docs(ambientNS, allGW, "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {istio.io/use-waypoint: waypoint}}\nspec: {containers: [{name: c, image: c}]}\n"), nil},
+	// AMB020
+	{"selector policy with methods in ambient", docs(ambientNS, policy("  selector: {matchLabels: {app: orders}}\n  rules: [{to: [{operation: {methods: [GET]}}]}]\n")), []string{"AMB020 AuthorizationPolicy shop/p"}},
+	{"namespace-wide DENY with paths and a when key", docs(ambientNS, policy("  action: DENY\n  rules: [{to: [{operation: {paths: [/admin]}}], when: [{key: 'request.headers[x]', values: [a]}]}]\n")), []string{"AMB020 AuthorizationPolicy shop/p"}},
+	{"selector policy with request principals", docs(ambientNS, policy("  selector: {matchLabels: {app: orders}}\n  rules: [{from: [{source: {requestPrincipals: ['*']}}]}]\n")), []string{"AMB020 AuthorizationPolicy shop/p"}},
+	{"selector policy with L4 attributes only", docs(ambientNS, policy("  selector: {matchLabels: {app: orders}}\n  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {ports: ['8080']}}], when: [{key: source.ip, values: [10.0.0.1]}]}]\n")), nil},
+	{"targetRefs policy with methods", docs(ambientWpNS, waypointGW, ordersSvc, policy("  targetRefs: [{kind: Service, group: '', name: orders}]\n  rules: [{to: [{operation: {methods: [GET]}}]}]\n")), nil},
+	{"selector policy with methods in a sidecar namespace", docs(plainNS, policy("  selector: {matchLabels: {app: orders}}\n  rules: [{to: [{operation: {methods: [GET]}}]}]\n")), nil},
+	// AMB021
+	{"policy with selector and targetRefs", docs(ambientWpNS, waypointGW, ordersSvc, policy("  selector: {matchLabels: {app: orders}}\n  targetRefs: [{kind: Service, group: '', name: orders}]\n")), []string{"AMB021 AuthorizationPolicy shop/p"}},
+	// AMB022
+	{"targetRefs to a service without a waypoint", docs(ambientNS, ordersSvc, policy("  targetRefs: [{kind: Service, group: '', name: orders}]\n")), []string{"AMB022 AuthorizationPolicy shop/p"}},
+	{"targetRefs to a service that opted out", docs(ambientWpNS, waypointGW, ordersNoneSvc, policy("  targetRefs: [{kind: Service, group: '', name: orders}]\n")), []string{"AMB022 AuthorizationPolicy shop/p"}},
+	{"targetRefs to a service bound by its own label", docs(ambientNS, waypointGW, ordersWpSvc, policy("  targetRefs: [{kind: Service, group: '', name: orders}]\n")), nil},
+	{"targetRefs to the waypoint gateway", docs(ambientNS, waypointGW, policy("  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]\n")), nil},
+	// AMB023
+	{"CUSTOM policy at ztunnel", docs(ambientNS, policy("  selector: {matchLabels: {app: orders}}\n  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n")), []string{"AMB023 AuthorizationPolicy shop/p"}},
+	{"AUDIT policy at a waypoint", docs(ambientWpNS, waypointGW, ordersSvc, policy("  targetRefs: [{kind: Service, group: '', name: orders}]\n  action: AUDIT\n")), nil},
+	// AMB024
+	{"RequestAuthentication without targetRefs in ambient", docs(ambientNS, "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: shop}\nspec: {jwtRules: [{issuer: x}]}\n"), []string{"AMB024 RequestAuthentication shop/jwt"}},
+	{"RequestAuthentication with targetRefs", docs(ambientWpNS, waypointGW, ordersSvc, "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: shop}\nspec: {targetRefs: [{kind: Service, group: '', name: orders}], jwtRules: [{issuer: x}]}\n"), nil},
+	// AMB025
+	{"mTLS disabled in ambient", docs(ambientNS, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: DISABLE}}\n"), []string{"AMB025 PeerAuthentication shop/default"}},
+	{"mTLS permissive in ambient", docs(ambientNS, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n"), nil},
+	// AMB030
+	{"HTTPRoute for a service without a waypoint", docs(ambientNS, ordersSvc, ordersV1, route(100)), []string{"AMB030 HTTPRoute shop/orders"}},
+	{"VirtualService for a service without a waypoint", docs(ambientNS, ordersSvc, vs("  - route: [{destination: {host: orders}}]\n")), []string{"AMB030 VirtualService shop/orders"}},
+	{"HTTPRoute behind a namespace waypoint", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(100)), nil},
+	{"HTTPRoute for a service of an unknown namespace", docs(ordersV1, route(100)), nil},
+	// AMB031
+	{"backendRef to a missing version service", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(90, 10)), []string{"AMB031 HTTPRoute shop/orders"}},
+	// AMB032
+	{"HTTPRoute and VirtualService for one service", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(100), vs("  - route: [{destination: {host: orders}}]\n")), []string{"AMB032 VirtualService shop/orders"}},
+	{"VirtualService for another host than the route", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(100), strings.Replace(vs("  - route: [{destination: {host: orders-v1}}]\n"), "hosts: [orders.shop.svc.cluster.local]", "hosts: [orders-v1]", 1)), nil},
+	// AMB033
+	{"fault with retries in one rule", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - fault: {abort: {percentage: {value: 10}, httpStatus: 503}}\n    retries: {attempts: 3}\n    route: [{destination: {host: orders}}]\n")), []string{"AMB033 VirtualService shop/orders"}},
+	{"fault alone", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - fault: {abort: {percentage: {value: 10}, httpStatus: 503}}\n    route: [{destination: {host: orders}}]\n")), nil},
+	// AMB034
+	{"consumer route to another namespace", docs(ambientWpNS, waypointGW, strings.Replace(route(100), "name: orders, port: 8080}]\n  rules", "name: orders, namespace: billing, port: 8080}]\n  rules", 1), ordersV1), []string{"AMB034 HTTPRoute shop/orders"}},
+	// AMB035
+	{"subset without a DestinationRule", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n")), []string{"AMB035 VirtualService shop/orders"}},
+	{"subset defined by a DestinationRule", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n"), "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: orders, namespace: shop}\nspec: {host: orders.shop.svc.cluster.local, subsets: [{name: v1, labels: {version: v1}}]}\n"), nil},
+	// AMB036
+	{"route rule with all weights zero", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(0, 0), "orders-v2", "orders-v1", 1)), []string{"AMB036 HTTPRoute shop/orders"}},
+	{"VirtualService rule with all weights zero", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders}, weight: 0}]\n")), []string{"AMB036 VirtualService shop/orders"}},
+	{"route rule with default weights", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(100), ", weight: 100", "", 1)), nil},
+	// AMB040, AMB041
+	{"EnvoyFilter in ambient", docs(ambientNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), []string{"AMB040 EnvoyFilter shop/ef"}},
+	{"EnvoyFilter elsewhere", docs(plainNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), nil},
+	{"Sidecar in ambient", docs(ambientNS, "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec: {}\n"), []string{"AMB041 Sidecar shop/default"}},
+	// Malformed shapes never panic and are not findings of their own.
+	{"odd shapes", docs(ambientNS, policy("  selector: 7\n  rules: [3, {to: x, from: [{source: 5}]}]\n"), "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec: {parentRefs: [1, {kind: Service}], rules: [{backendRefs: [2]}]}\n"), nil},
+}
+
+func load(t *testing.T, name, input string) ([]*unstructured.Unstructured, Options) {
+	t.Helper()
+	set, err := meshspec.Load(name+".yaml", []byte(input))
+	if err != nil {
+		t.Fatalf("input does not load: %v", err)
+	}
+	return set.Manifests, Options{Origin: func(o *unstructured.Unstructured) meshspec.Position {
+		p, _ := set.Origin(meshspec.RefOf(o))
+		return p
+	}}
+}
+
+func TestCheck_Grid(t *testing.T) {
+	fired := map[string]bool{}
+	for _, tc := range grid {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, opts := load(t, "in", tc.input)
+			var got []string
+			for _, f := range Check(objs, opts) {
+				got = append(got, f.Rule+" "+f.Object)
+				fired[f.Rule] = true
+				if f.File != "in.yaml" || f.Line == 0 {
+					t.Errorf("%s has no origin: %+v", f.Rule, f)
+				}
+				if f.Message == "" || strings.Contains(f.Message, "%!") {
+					t.Errorf("%s message is malformed: %q", f.Rule, f.Message)
+				}
+			}
+			sort.Strings(got)
+			want := append([]string(nil), tc.want...)
+			sort.Strings(want)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("findings\n got: %v\nwant: %v", got, want)
+			}
+		})
+	}
+	for _, id := range ruleIDs {
+		if !fired[id] {
+			t.Errorf("no grid case fires %s", id)
+		}
+	}
+}
+
+func TestCatalogue_EveryRuleHasACheckAndNoIDRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Catalogue() {
+		if seen[r.ID] {
+			t.Fatalf("%s is listed twice", r.ID)
+		}
+		seen[r.ID] = true
+		if !slices.Contains(ruleIDs, r.ID) {
+			t.Errorf("%s is in the catalogue but no check reports it", r.ID)
+		}
+		if r.Severity != SeverityError && r.Severity != SeverityWarning && r.Severity != SeverityInfo {
+			t.Errorf("%s has level %q", r.ID, r.Severity)
+		}
+		if r.Summary == "" || r.Template == "" {
+			t.Errorf("%s lacks a summary or template", r.ID)
+		}
+	}
+	for _, id := range ruleIDs {
+		if !seen[id] {
+			t.Errorf("%s is reported but not in the catalogue", id)
+		}
+	}
+}
+
+func TestCheck_AllowDropsARule(t *testing.T) {
+	objs, opts := load(t, "in", docs(ambientNS, ordersSvc, ordersV1, route(100)))
+	if !HasErrors(Check(objs, opts)) {
+		t.Fatal("want AMB030")
+	}
+	opts.Allow = []string{"AMB030"}
+	if f := Check(objs, opts); len(f) != 0 || HasErrors(f) {
+		t.Fatalf("allowed rule still reported: %v", f)
+	}
+}
+
+func TestCheck_EmptyInputHasNoFindings(t *testing.T) {
+	if f := Check(nil, Options{}); f == nil || len(f) != 0 {
+		t.Fatalf("want an empty, non-nil list, got %#v", f)
+	}
+}
+
+// BenchmarkCheck runs the catalogue over 50,000 objects.
+func BenchmarkCheck(b *testing.B) {
+	var objs []*unstructured.Unstructured
+	for n := 0; n < 1000; n++ {
+		var input strings.Builder
+		r := strings.NewReplacer("shop", fmt.Sprintf("team-%d", n))
+		input.WriteString(r.Replace(docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(100))))
+		for s := 0; s < 45; s++ {
+			input.WriteString("---\n" + r.Replace(strings.Replace(policy("  selector: {matchLabels: {app: orders}}\n  rules: [{to: [{operation: {ports: ['8080']}}]}]\n"), "name: p,", fmt.Sprintf("name: p%d,", s), 1)))
+		}
+		set, err := meshspec.Load("bench.yaml", []byte(input.String()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		objs = append(objs, set.Manifests...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if f := Check(objs, Options{}); len(f) != 0 {
+			b.Fatalf("a clean input has findings: %v", f[0])
+		}
+	}
+	b.ReportMetric(float64(len(objs)), "objects")
+}
