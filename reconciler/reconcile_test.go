@@ -1,0 +1,318 @@
+package reconciler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/apply"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+// writes counts the requests that change the cluster: every mutating verb
+// that is not a dry-run.
+type writes struct {
+	mu    sync.Mutex
+	count int
+	seen  []string
+}
+
+func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		switch req.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			if !strings.Contains(req.URL.RawQuery, "dryRun") {
+				w.mu.Lock()
+				w.count++
+				w.seen = append(w.seen, req.Method+" "+req.URL.Path)
+				w.mu.Unlock()
+			}
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (w *writes) take() (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, s := w.count, w.seen
+	w.count, w.seen = 0, nil
+	return n, s
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// env is a reconciler on the package's cluster with a counted client.
+type env struct {
+	t      *testing.T
+	ns     string
+	dir    string
+	client client.Client
+	writes *writes
+	rec    *reconciler.Reconciler
+}
+
+func newEnv(t *testing.T, mutate func(*reconciler.Options)) *env {
+	t.Helper()
+	e := &env{t: t, ns: clustertest.Namespace(t, nil), dir: t.TempDir(), writes: &writes{}}
+	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
+	cfg.WrapTransport = e.writes.wrap
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client = c
+	opts := reconciler.DefaultOptions()
+	opts.Name = e.ns
+	opts.HealthTimeout = 60 * time.Second
+	opts.Apply.WaypointTimeout = 90 * time.Second
+	opts.Apply.PollInterval = 200 * time.Millisecond
+	if mutate != nil {
+		mutate(&opts)
+	}
+	e.rec = reconciler.New(c, opts)
+	return e
+}
+
+// spec writes the spec files, replacing NS with the test's namespace.
+func (e *env) spec(files map[string]string) {
+	e.t.Helper()
+	entries, _ := os.ReadDir(e.dir)
+	for _, f := range entries {
+		_ = os.Remove(filepath.Join(e.dir, f.Name()))
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(e.dir, name), []byte(strings.ReplaceAll(content, "NS", e.ns)), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) reconcile() *reconciler.Result {
+	e.t.Helper()
+	start := time.Now()
+	res, err := e.rec.Reconcile(context.Background(), e.dir)
+	if err != nil {
+		e.t.Fatalf("reconcile (%s): %v", res.Reason, err)
+	}
+	e.t.Logf("reconcile %s in %s: applied %s", res.Reason, time.Since(start).Round(time.Millisecond), res.Applied.Summary())
+	return res
+}
+
+func (e *env) get(apiVersion, kind, namespace, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	return u, e.client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, u)
+}
+
+const meshNamespace = `apiVersion: meshcd.dev/v1alpha1
+kind: MeshNamespace
+metadata: {name: NS}
+spec:
+  waypoint: {}
+  mtls: STRICT
+`
+
+const orders = `apiVersion: meshcd.dev/v1alpha1
+kind: MeshService
+metadata: {name: orders, namespace: NS}
+spec:
+  port: 8080
+  selector: {app: orders}
+  versions: {v1: {version: v1}, v2: {version: v2}}
+  routes:
+    - match: {headers: {x-canary: always}}
+      backends: {v2: 100}
+    - backends: {v1: 90, v2: 10}
+  access:
+    - from: {serviceAccounts: [NS/web]}
+    - from: {serviceAccounts: [NS/web]}
+      methods: [GET]
+`
+
+const ordersApp = `apiVersion: v1
+kind: Service
+metadata: {name: orders, namespace: NS}
+spec:
+  selector: {app: orders}
+  ports: [{name: http, port: 8080}]
+`
+
+func TestReconcile_SecondRunWritesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	first := e.reconcile()
+	if first.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("first reconcile: %s, health %+v", first.Reason, first.Health)
+	}
+	if n, _ := e.writes.take(); n == 0 {
+		t.Fatal("the first reconcile must write")
+	}
+	second := e.reconcile()
+	n, seen := e.writes.take()
+	if n != 0 {
+		t.Fatalf("a no-op reconcile wrote %d times: %v", n, seen)
+	}
+	if second.Applied.Writes() != 0 || second.Applied.Count(apply.Unchanged) != len(second.Applied.Changes) {
+		t.Fatalf("second reconcile changed objects: %s", second.Applied.Summary())
+	}
+}
+
+func TestReconcile_EnrollsOnlyBehindAReadyWaypoint(t *testing.T) {
+	e := newEnv(t, nil)
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	res := e.reconcile()
+	ns, err := e.get("v1", "Namespace", "", e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.GetLabels()[ambient.LabelUseWaypoint] != "waypoint" || ns.GetLabels()[ambient.LabelDataplaneMode] != "ambient" {
+		t.Fatalf("namespace labels: %v", ns.GetLabels())
+	}
+	// The label was written after the waypoint was ready: its Deployment
+	// has an available replica and the Gateway was Programmed.
+	dep, err := e.get("apps/v1", "Deployment", e.ns, "waypoint")
+	if err != nil {
+		t.Fatalf("istiod's waypoint Deployment: %v", err)
+	}
+	if n, _, _ := unstructured.NestedInt64(dep.Object, "status", "availableReplicas"); n < 1 {
+		t.Fatal("waypoint not available although its label is set")
+	}
+	healthy := map[string]bool{}
+	for _, h := range res.Health {
+		healthy[h.Object] = h.Healthy
+	}
+	for _, want := range []string{"Gateway " + e.ns + "/waypoint", "HTTPRoute " + e.ns + "/orders", "AuthorizationPolicy " + e.ns + "/orders-l7", "AuthorizationPolicy " + e.ns + "/orders-l4"} {
+		if !healthy[want] {
+			t.Errorf("%s is not healthy: %+v", want, res.Health)
+		}
+	}
+}
+
+func TestPrune_RemovedObjectsGoAndThePartialNamespaceStays(t *testing.T) {
+	e := newEnv(t, func(o *reconciler.Options) { o.MaxPrune = 1 })
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.reconcile()
+	// Drop the service intent and the namespace intent; keep the app Service.
+	e.spec(map[string]string{"app.yaml": ordersApp})
+	res := e.reconcile()
+	if res.Pruned == nil || res.Pruned.Count(apply.Pruned) == 0 {
+		t.Fatalf("nothing pruned: %+v", res)
+	}
+	for _, gone := range [][4]string{
+		{"gateway.networking.k8s.io/v1", "HTTPRoute", e.ns, "orders"},
+		{"v1", "Service", e.ns, "orders-v1"},
+		{"security.istio.io/v1", "AuthorizationPolicy", e.ns, "orders-l7"},
+		{"gateway.networking.k8s.io/v1", "Gateway", e.ns, "waypoint"},
+	} {
+		if _, err := e.get(gone[0], gone[1], gone[2], gone[3]); !apierrors.IsNotFound(err) {
+			t.Errorf("%s %s/%s still exists after prune (%v)", gone[1], gone[2], gone[3], err)
+		}
+	}
+	ns, err := e.get("v1", "Namespace", "", e.ns)
+	if err != nil {
+		t.Fatalf("the namespace must survive prune: %v", err)
+	}
+	for _, l := range []string{ambient.LabelDataplaneMode, ambient.LabelUseWaypoint, ambient.LabelManagedBy} {
+		if _, ok := ns.GetLabels()[l]; ok {
+			t.Errorf("meshcd's label %s is still on the namespace: %v", l, ns.GetLabels())
+		}
+	}
+	if _, err := e.get("v1", "Service", e.ns, "orders"); err != nil {
+		t.Fatalf("the app Service, still in the spec, must stay: %v", err)
+	}
+}
+
+func TestPrune_NothingWhenRenderFails(t *testing.T) {
+	e := newEnv(t, func(o *reconciler.Options) { o.MaxPrune = 1 })
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.reconcile()
+	e.writes.take()
+	e.spec(map[string]string{"mesh.yaml": "apiVersion: meshcd.dev/v1alpha1\nkind: MeshService\nmetadata: {name: orders, namespace: NS}\nspec: {port: [}\n"})
+	res, err := e.rec.Reconcile(context.Background(), e.dir)
+	if err == nil || res.Reason != reconciler.ReasonRenderFailed {
+		t.Fatalf("want a render failure, got %v (%s)", err, res.Reason)
+	}
+	if !strings.Contains(err.Error(), "mesh.yaml:4") {
+		t.Fatalf("the error names the file and line: %v", err)
+	}
+	if n, seen := e.writes.take(); n != 0 {
+		t.Fatalf("a failed render wrote %d times: %v", n, seen)
+	}
+	for _, kept := range [][4]string{{"gateway.networking.k8s.io/v1", "HTTPRoute", e.ns, "orders"}, {"gateway.networking.k8s.io/v1", "Gateway", e.ns, "waypoint"}} {
+		if _, err := e.get(kept[0], kept[1], kept[2], kept[3]); err != nil {
+			t.Errorf("%s %s/%s was lost: %v", kept[1], kept[2], kept[3], err)
+		}
+	}
+}
+
+func TestPrune_MassDeletionIsHeld(t *testing.T) {
+	e := newEnv(t, nil) // MaxPrune 0.5
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.reconcile()
+	e.spec(map[string]string{"app.yaml": ordersApp})
+	res := e.reconcile()
+	if res.PruneHeld == "" || res.Pruned != nil {
+		t.Fatalf("pruning most of the inventory must be held: held=%q pruned=%v", res.PruneHeld, res.Pruned)
+	}
+	if _, err := e.get("gateway.networking.k8s.io/v1", "HTTPRoute", e.ns, "orders"); err != nil {
+		t.Fatalf("held prune deleted the route: %v", err)
+	}
+	e.spec(map[string]string{})
+	res = e.reconcile()
+	if !strings.Contains(res.PruneHeld, "no objects") {
+		t.Fatalf("an empty render prunes nothing without --allow-empty: %q", res.PruneHeld)
+	}
+}
+
+func TestApply_ConflictNamesTheOtherManager(t *testing.T) {
+	e := newEnv(t, nil)
+	// Another tool owns orders-v1's selector with a different value.
+	other := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "orders-v1", "namespace": e.ns},
+		"spec":     map[string]any{"selector": map[string]any{"app": "orders", "version": "legacy"}, "ports": []any{map[string]any{"name": "http", "port": int64(8080)}}},
+	}}
+	if err := e.client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(other), client.FieldOwner("helm")); err != nil {
+		t.Fatal(err)
+	}
+	e.spec(map[string]string{"mesh.yaml": strings.Replace(meshNamespace, "  waypoint: {}\n", "", 1) + "---\n" + "apiVersion: meshcd.dev/v1alpha1\nkind: MeshService\nmetadata: {name: orders, namespace: NS}\nspec:\n  port: 8080\n  selector: {app: orders}\n  versions: {v1: {version: v1}}\n"})
+	res, err := e.rec.Reconcile(context.Background(), e.dir)
+	var ce *apply.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want a ConflictError, got %v (%s)", err, res.Reason)
+	}
+	if len(ce.Managers) == 0 || ce.Managers[0] != "helm" || !strings.Contains(err.Error(), `"helm"`) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("the conflict names the manager and the way out: %v", err)
+	}
+}
+
+// patchLabel changes a label the way `kubectl label --overwrite` does: a
+// merge patch under the field manager kubectl-label.
+func patchLabel(t *testing.T, c client.Client, obj client.Object, key, value string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
+	if err := c.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner("kubectl-label")); err != nil {
+		t.Fatal(err)
+	}
+}
