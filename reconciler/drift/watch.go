@@ -51,14 +51,20 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(w.Dynamic, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
 		o.LabelSelector = ambient.LabelManagedBy + "=" + ambient.ManagedByValue
 	})
-	changes := make(chan *unstructured.Unstructured, 1024)
-	send := func(obj any) {
+	// A delete may also mean the object left meshcd's label selector; its
+	// event can carry the last state that matched, so it is always judged.
+	type change struct {
+		obj     *unstructured.Unstructured
+		deleted bool
+	}
+	changes := make(chan change, 1024)
+	send := func(obj any, deleted bool) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
 		if u, ok := obj.(*unstructured.Unstructured); ok {
 			select {
-			case changes <- u:
+			case changes <- change{u, deleted}:
 			case <-ctx.Done():
 			}
 		}
@@ -71,8 +77,8 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		}
 		inf := factory.ForResource(mapping.Resource).Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) { send(obj) },
-			DeleteFunc: send,
+			UpdateFunc: func(_, obj any) { send(obj, false) },
+			DeleteFunc: func(obj any) { send(obj, true) },
 		}); err != nil {
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
@@ -87,10 +93,10 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		select {
 		case <-ctx.Done():
 			return nil
-		case live := <-changes:
-			at := time.Now()
+		case ch := <-changes:
+			at, live := time.Now(), ch.obj
 			d, ok := want[object.ObjMetadata{Namespace: live.GetNamespace(), Name: live.GetName(), GroupKind: live.GroupVersionKind().GroupKind()}]
-			if !ok || (live.GetDeletionTimestamp() == nil && apply.Current(d, live)) {
+			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && apply.Current(d, live)) {
 				continue
 			}
 			drifted, err := Judge(ctx, w.Client, d)
