@@ -164,6 +164,7 @@ func (c *Controller) Reconcile(ctx context.Context, why string) (retErr error) {
 		return err
 	}
 	st.LastAttemptedRevision = artifact.Revision
+	c.pauseDriftWatch(artifact.Revision)
 	res, err := c.rec.Reconcile(ctx, artifact.Dir)
 	c.metrics.record(res, time.Since(start).Seconds())
 	c.report(obj, artifact.Revision, res, err)
@@ -263,6 +264,18 @@ func (c *Controller) onDrift(ev drift.Event) {
 	c.log.Info("drift", "object", ev.Drift.Object, "fields", fields, "missing", ev.Drift.Missing, "mode", c.opts.Drift)
 	if c.opts.Drift == drift.ModeCorrect {
 		c.Trigger("drift of " + ev.Drift.Object)
+	}
+}
+
+// pauseDriftWatch stops the watch when a new revision is about to be
+// applied: its desired objects are the old revision's, and meshcd's own
+// writes would look like drift to it. watchDrift starts it again.
+func (c *Controller) pauseDriftWatch(revision string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watching != revision && c.stopWatch != nil {
+		c.stopWatch()
+		c.stopWatch, c.watching = nil, ""
 	}
 }
 

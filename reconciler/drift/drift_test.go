@@ -33,8 +33,8 @@ func TestChangedBy_NamesTheManagerOwningTheField(t *testing.T) {
 	if who != "kube-controller-manager" && who != "kubectl-label" {
 		t.Fatalf("got %q for a removed field", who)
 	}
-	if who, _ := changedBy(u, "/metadata/labels/istio.io~1dataplane-mode"); who == "meshcd" {
-		t.Fatal("meshcd is never blamed for drift")
+	if who, _ := changedBy(u, "/metadata/labels/istio.io~1dataplane-mode"); who != "meshcd" {
+		t.Fatalf("a label only meshcd owns was last written by meshcd, got %q", who)
 	}
 }
 
@@ -75,5 +75,20 @@ func TestReport_FormatsNameManagerAndValues(t *testing.T) {
 	}
 	if err := r.Write(&b, "yaml"); err == nil {
 		t.Fatal("an unknown format is an error")
+	}
+}
+
+func TestChangedBy_AFieldMeshcdStillOwnsIsMeshcds(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Service", "metadata": map[string]any{"name": "s"}}}
+	u.SetManagedFields([]metav1.ManagedFieldsEntry{
+		managed("meshcd", t0, `{"f:metadata":{"f:annotations":{"f:meshcd.dev/digest":{}}}}`),
+		managed("pilot-discovery", t0.Add(time.Minute), `{"f:status":{}}`),
+	})
+	if who, _ := changedBy(u, "/metadata/annotations/meshcd.dev~1digest"); who != "meshcd" {
+		t.Fatalf("a field only meshcd owns was written by meshcd, got %q", who)
+	}
+	if !selfInflicted(&Object{Fields: []Field{{Manager: "meshcd"}}}) || selfInflicted(&Object{Fields: []Field{{Manager: "meshcd"}, {Manager: "kubectl-edit"}}}) {
+		t.Fatal("only drift made by meshcd alone is self-inflicted")
 	}
 }

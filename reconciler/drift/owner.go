@@ -12,15 +12,19 @@ import (
 // changedBy names the field manager, other than meshcd, that owns the field
 // at pointer, or that wrote the object last when nobody owns the field any
 // more (a removed field), with the time of its write.
+//
+// A field meshcd itself still owns, and no one else does, was last written
+// by meshcd: it is reported as "meshcd", which is no drift at all.
 func changedBy(live *unstructured.Unstructured, pointer string) (string, *time.Time) {
 	segs := splitPointer(pointer)
 	var (
 		best      string
 		bestTime  *time.Time
 		bestDepth = -1
+		ours      bool
 	)
 	for _, mf := range live.GetManagedFields() {
-		if mf.Manager == ambient.FieldManager || mf.FieldsV1 == nil {
+		if mf.FieldsV1 == nil {
 			continue
 		}
 		var fields map[string]any
@@ -28,6 +32,10 @@ func changedBy(live *unstructured.Unstructured, pointer string) (string, *time.T
 			continue
 		}
 		depth := ownedDepth(fields, segs)
+		if mf.Manager == ambient.FieldManager {
+			ours = depth == len(segs)
+			continue
+		}
 		var at *time.Time
 		if mf.Time != nil {
 			t := mf.Time.Time
@@ -36,6 +44,9 @@ func changedBy(live *unstructured.Unstructured, pointer string) (string, *time.T
 		if depth > bestDepth || (depth == bestDepth && later(at, bestTime)) {
 			best, bestTime, bestDepth = mf.Manager, at, depth
 		}
+	}
+	if ours && bestDepth < len(segs) {
+		return ambient.FieldManager, nil
 	}
 	return best, bestTime
 }

@@ -37,6 +37,20 @@ type Event struct {
 	At time.Time
 }
 
+// selfInflicted reports a difference made by meshcd's own writes alone,
+// such as an apply of a newer revision than the watch knows.
+func selfInflicted(o *Object) bool {
+	if o.Missing || len(o.Fields) == 0 {
+		return false
+	}
+	for _, f := range o.Fields {
+		if f.Manager != ambient.FieldManager {
+			return false
+		}
+	}
+	return true
+}
+
 // Watch informs on every kind of desired, filtered by meshcd's label, and
 // calls onDrift for each object whose live copy stops matching desired. It
 // blocks until ctx ends. desired must be stamped (apply.Stamp). onDrift runs
@@ -106,7 +120,7 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 				}
 				drifted = &Object{Object: describe(d), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
 			}
-			if drifted != nil {
+			if drifted != nil && !selfInflicted(drifted) {
 				onDrift(Event{Drift: *drifted, Desired: d, At: at})
 			}
 		}
