@@ -94,7 +94,13 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 		desired = append(desired, d)
 	}
-	held, err := m.holdEnrollment(ctx, desired)
+	// One list per kind serves the whole apply: unchanged objects then cost
+	// no request of their own.
+	live, err := m.index(ctx, desired)
+	if err != nil {
+		return cs, err
+	}
+	held, err := m.holdEnrollment(ctx, desired, live)
 	if err != nil {
 		return cs, err
 	}
@@ -114,7 +120,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 	}
 	for _, stage := range [][]*unstructured.Unstructured{defs, gateways, rest} {
-		changes, err := m.applyStage(ctx, stage)
+		changes, err := m.applyStage(ctx, stage, live)
 		cs.add(changes...)
 		if err != nil {
 			return cs, err
@@ -123,7 +129,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			return cs, err
 		}
 	}
-	changes, err := m.enroll(ctx, held)
+	changes, err := m.enroll(ctx, held, live)
 	cs.add(changes...)
 	return cs, err
 }
@@ -151,7 +157,7 @@ var enrollmentLabels = []struct{ name, namespace string }{
 
 // holdEnrollment finds the partial objects whose waypoint labels must wait:
 // those that are not live yet and whose waypoint is not ready now.
-func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Unstructured) (map[*unstructured.Unstructured]held, error) {
+func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Unstructured, index map[object.ObjMetadata]*unstructured.Unstructured) (map[*unstructured.Unstructured]held, error) {
 	out := map[*unstructured.Unstructured]held{}
 	for _, o := range desired {
 		if !isPartial(o) {
@@ -176,11 +182,13 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Un
 		if len(refs) == 0 {
 			continue
 		}
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(o.GroupVersionKind())
-		err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%s read failed: %w", describe(o), err)
+		live := index[key(o)]
+		if live == nil { // not labelled by meshcd yet: read it
+			live = &unstructured.Unstructured{}
+			live.SetGroupVersionKind(o.GroupVersionKind())
+			if err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("%s read failed: %w", describe(o), err)
+			}
 		}
 		wait := false
 		for _, l := range enrollmentLabels {
@@ -219,7 +227,7 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Un
 
 // enroll waits, within WaypointTimeout, for the waypoints of held objects
 // and applies their labels; those whose waypoint never got ready wait.
-func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstructured]held) ([]Change, error) {
+func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstructured]held, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
 	if len(heldObjs) == 0 {
 		return nil, nil
 	}
@@ -272,18 +280,15 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 		}
 		apply = append(apply, h.later)
 	}
-	applied, err := m.applyStage(ctx, apply)
+	applied, err := m.applyStage(ctx, apply, live)
 	return append(changes, applied...), err
 }
 
 // applyStage applies objs concurrently and returns one change for each.
-func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured) ([]Change, error) {
+// live is what the cluster held when the apply began.
+func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
 	if len(objs) == 0 {
 		return nil, nil
-	}
-	live, err := m.index(ctx, objs)
-	if err != nil {
-		return nil, err
 	}
 	changes := make([]Change, len(objs))
 	var (

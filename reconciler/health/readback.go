@@ -26,15 +26,16 @@ type Report struct {
 }
 
 // ReadBack reports the health of every object of objs that istiod or a
-// controller reports on. Objects with nothing to report are left out.
+// controller reports on. Objects with nothing to report are left out. It
+// reads with one list per kind, never one request per object.
 func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructured) ([]Report, error) {
+	snap, err := c.snapshot(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
 	var out []Report
 	for _, o := range objs {
-		r, ok, err := c.readOne(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if r, ok := snap.report(o); ok {
 			out = append(out, r)
 		}
 	}
@@ -70,39 +71,35 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 	return last, nil
 }
 
-func (c *Checker) readOne(ctx context.Context, desired *unstructured.Unstructured) (Report, bool, error) {
+// report judges one object from the snapshot.
+func (s *snapshot) report(desired *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: describe(desired)}
 	gk := desired.GroupVersionKind().GroupKind()
-	switch gk {
-	case ambient.GatewayGK, ambient.ServiceGK, ambient.AuthorizationPolicyGK, ambient.HTTPRouteGK:
-	default:
-		return r, false, nil
-	}
-	live, err := c.get(ctx, desired.GroupVersionKind(), desired.GetNamespace(), desired.GetName())
-	if err != nil || live == nil {
-		return r, false, err
+	live := s.objects[ref{gk, desired.GetNamespace(), desired.GetName()}]
+	if live == nil {
+		return r, false
 	}
 	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
-			return r, false, nil
+			return r, false
 		}
-		ready, reason, err := c.WaypointReady(ctx, desired.GetNamespace(), desired.GetName())
-		if err != nil {
-			return r, false, err
-		}
+		k := ref{deploymentGVK.GroupKind(), live.GetNamespace(), live.GetName()}
+		ready, reason := waypointState(live.GetNamespace(), live.GetName(), live, s.deployments[k], s.readyServices[k])
 		r.Healthy, r.Pending, r.Message = ready, !ready, reason
 	case ambient.ServiceGK:
 		if w := live.GetLabels()[ambient.LabelUseWaypoint]; w == "" || w == "none" {
-			return r, false, nil
+			return r, false
 		}
 		r = conditionReport(live, r, ambient.ConditionWaypointBound)
 	case ambient.AuthorizationPolicyGK:
 		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
 	case ambient.HTTPRouteGK:
 		r = routeReport(live, r)
+	default:
+		return r, false
 	}
-	return r, true, nil
+	return r, true
 }
 
 // routeReport judges an HTTPRoute by the conditions of each of its parents.

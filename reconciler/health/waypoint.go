@@ -29,38 +29,61 @@ var (
 // Service. reason names the first thing missing.
 func (c *Checker) WaypointReady(ctx context.Context, namespace, name string) (bool, string, error) {
 	gw, err := c.get(ctx, gatewayGVK, namespace, name)
-	if err != nil || gw == nil {
-		return false, fmt.Sprintf("Gateway %s/%s does not exist", namespace, name), err
-	}
-	if cond := findCondition(conditions(gw.Object, "status", "conditions"), ambient.ConditionProgrammed); cond == nil || cond.Status != "True" {
-		return false, "Gateway is not Programmed" + cond.detail(), nil
-	}
-	if addrs, _, _ := unstructured.NestedSlice(gw.Object, "status", "addresses"); len(addrs) == 0 {
-		return false, "Gateway has no address", nil
+	if err != nil {
+		return false, "", err
 	}
 	dep, err := c.get(ctx, deploymentGVK, namespace, name)
-	if err != nil || dep == nil {
-		return false, fmt.Sprintf("waypoint Deployment %s/%s does not exist", namespace, name), err
-	}
-	if n, _, _ := unstructured.NestedInt64(dep.Object, "status", "availableReplicas"); n < 1 {
-		return false, "waypoint Deployment has no available replica", nil
+	if err != nil {
+		return false, "", err
 	}
 	slices := &unstructured.UnstructuredList{}
 	slices.SetGroupVersionKind(endpointSliceGVK.GroupVersion().WithKind("EndpointSliceList"))
 	if err := c.Client.List(ctx, slices, client.InNamespace(namespace), client.MatchingLabels{"kubernetes.io/service-name": name}); err != nil {
 		return false, "", fmt.Errorf("EndpointSlices of waypoint %s/%s list failed: %w", namespace, name, err)
 	}
-	for _, s := range slices.Items {
-		eps, _, _ := unstructured.NestedSlice(s.Object, "endpoints")
-		for _, ep := range eps {
-			if m, ok := ep.(map[string]any); ok {
-				if ready, found, _ := unstructured.NestedBool(m, "conditions", "ready"); found && ready {
-					return true, "", nil
-				}
+	ready := false
+	for i := range slices.Items {
+		ready = ready || hasReadyEndpoint(&slices.Items[i])
+	}
+	ok, reason := waypointState(namespace, name, gw, dep, ready)
+	return ok, reason, nil
+}
+
+// waypointState judges a waypoint from its Gateway, its Deployment and
+// whether its Service has a ready endpoint; nil objects are missing.
+func waypointState(namespace, name string, gw, dep *unstructured.Unstructured, readyEndpoint bool) (bool, string) {
+	if gw == nil {
+		return false, fmt.Sprintf("Gateway %s/%s does not exist", namespace, name)
+	}
+	if cond := findCondition(conditions(gw.Object, "status", "conditions"), ambient.ConditionProgrammed); cond == nil || cond.Status != "True" {
+		return false, "Gateway is not Programmed" + cond.detail()
+	}
+	if addrs, _, _ := unstructured.NestedSlice(gw.Object, "status", "addresses"); len(addrs) == 0 {
+		return false, "Gateway has no address"
+	}
+	if dep == nil {
+		return false, fmt.Sprintf("waypoint Deployment %s/%s does not exist", namespace, name)
+	}
+	if n, _, _ := unstructured.NestedInt64(dep.Object, "status", "availableReplicas"); n < 1 {
+		return false, "waypoint Deployment has no available replica"
+	}
+	if !readyEndpoint {
+		return false, "waypoint Service has no ready endpoint"
+	}
+	return true, ""
+}
+
+// hasReadyEndpoint reports whether an EndpointSlice has a ready endpoint.
+func hasReadyEndpoint(slice *unstructured.Unstructured) bool {
+	eps, _, _ := unstructured.NestedSlice(slice.Object, "endpoints")
+	for _, ep := range eps {
+		if m, ok := ep.(map[string]any); ok {
+			if ready, found, _ := unstructured.NestedBool(m, "conditions", "ready"); found && ready {
+				return true
 			}
 		}
 	}
-	return false, "waypoint Service has no ready endpoint", nil
+	return false
 }
 
 // get reads one object; a missing object is nil without error.
