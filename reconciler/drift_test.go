@@ -10,12 +10,29 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/drift"
 )
+
+// newWatcher returns a drift watcher on the cluster.
+func newWatcher(t testing.TB, c *localcluster.Cluster, cl client.Client) *drift.Watcher {
+	t.Helper()
+	cfg := c.RESTConfig()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &drift.Watcher{Client: cl, Dynamic: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+}
 
 // watch starts a drift watch on the env's desired objects and returns the
 // channel of drift events.
@@ -25,17 +42,8 @@ func (e *env) watch(ctx context.Context) <-chan drift.Event {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := clustertest.Cluster(e.t).RESTConfig()
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	events := make(chan drift.Event, 16)
-	w := &drift.Watcher{Client: e.client, Dynamic: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+	w := newWatcher(e.t, clustertest.Cluster(e.t), e.client)
 	started := make(chan struct{})
 	go func() {
 		close(started)

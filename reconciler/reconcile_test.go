@@ -309,7 +309,7 @@ func TestApply_ConflictNamesTheOtherManager(t *testing.T) {
 
 // patchLabel changes a label the way `kubectl label --overwrite` does: a
 // merge patch under the field manager kubectl-label.
-func patchLabel(t *testing.T, c client.Client, obj client.Object, key, value string) {
+func patchLabel(t testing.TB, c client.Client, obj client.Object, key, value string) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
 	if err := c.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner("kubectl-label")); err != nil {

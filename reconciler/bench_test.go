@@ -1,0 +1,198 @@
+package reconciler_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/internal/localcluster"
+	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/renderer"
+)
+
+// largeSpec writes namespaces × services: each namespace with a waypoint
+// and mTLS, each service with two versions, a canary route, an L4 access
+// rule and its application Service.
+func largeSpec(b *testing.B, dir, prefix string, namespaces, services int) []string {
+	var names []string
+	for n := 0; n < namespaces; n++ {
+		ns := fmt.Sprintf("%s-%03d", prefix, n)
+		names = append(names, ns)
+		var f strings.Builder
+		fmt.Fprintf(&f, "apiVersion: meshcd.dev/v1alpha1\nkind: MeshNamespace\nmetadata: {name: %s}\nspec: {waypoint: {}, mtls: STRICT}\n", ns)
+		for s := 0; s < services; s++ {
+			fmt.Fprintf(&f, `---
+apiVersion: meshcd.dev/v1alpha1
+kind: MeshService
+metadata: {name: svc-%[1]d, namespace: %[2]s}
+spec:
+  port: 8080
+  selector: {app: svc-%[1]d}
+  versions: {v1: {version: v1}, v2: {version: v2}}
+  routes:
+    - backends: {v1: 90, v2: 10}
+  access:
+    - from: {serviceAccounts: [%[2]s/web]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc-%[1]d, namespace: %[2]s}
+spec: {selector: {app: svc-%[1]d}, ports: [{name: http, port: 8080}]}
+`, s, ns)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ns+".yaml"), []byte(f.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return names
+}
+
+// peakRSS is this process's peak resident set size in MiB.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkReconcile_200Namespaces10Services applies 200 namespaces × 10
+// services cold, next to kubectl apply --server-side of the same rendered
+// objects, then measures a no-op reconcile and the drift latency.
+func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
+	cluster := clustertest.Cluster(b)
+	ctx := context.Background()
+	iter := 0
+	for b.Loop() {
+		iter++
+		mDir, kDir := b.TempDir(), b.TempDir()
+		mNS := largeSpec(b, mDir, fmt.Sprintf("m%d", iter), 200, 10)
+		kNS := largeSpec(b, kDir, fmt.Sprintf("k%d", iter), 200, 10)
+		c := clustertest.Client(b)
+		for _, ns := range append(append([]string{}, mNS...), kNS...) {
+			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+
+		// kubectl apply --server-side of the rendered objects.
+		bundle, err := renderer.Render(kDir, renderer.DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var stream bytes.Buffer
+		for _, o := range bundle.Objects {
+			y, err := yaml.Marshal(o.Object)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stream.WriteString("---\n")
+			stream.Write(y)
+		}
+		file := filepath.Join(b.TempDir(), "rendered.yaml")
+		if err := os.WriteFile(file, stream.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		out, err := exec.Command(filepath.Join(localcluster.BinDir(), "kubectl"), "--kubeconfig", cluster.Kubeconfig(),
+			"apply", "--server-side", "--field-manager", "kubectl-bench", "-f", file).CombinedOutput()
+		if err != nil {
+			b.Fatalf("kubectl apply: %v\n%s", err, tail(out))
+		}
+		kubectl := time.Since(start)
+
+		// meshcd: the same objects, cold, with staging and the wait for
+		// 200 waypoints before their namespaces are enrolled.
+		w := &writes{}
+		cfg := rest.CopyConfig(cluster.RESTConfig())
+		cfg.WrapTransport = w.wrap
+		mc, err := client.New(cfg, client.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts := reconciler.DefaultOptions()
+		opts.Name = fmt.Sprintf("bench-%d", iter)
+		opts.Apply.WaypointTimeout = 5 * time.Minute
+		opts.HealthTimeout = 5 * time.Minute
+		rec := reconciler.New(mc, opts)
+		start = time.Now()
+		res, err := rec.Reconcile(ctx, mDir)
+		if err != nil {
+			b.Fatalf("cold reconcile: %v", err)
+		}
+		cold := time.Since(start)
+		objects := len(res.Applied.Changes)
+		w.take()
+
+		start = time.Now()
+		res, err = rec.Reconcile(ctx, mDir)
+		if err != nil {
+			b.Fatalf("no-op reconcile: %v", err)
+		}
+		noop := time.Since(start)
+		noopWrites, _ := w.take()
+
+		// Drift: a kubectl-label change on one namespace.
+		desired, err := rec.Desired(mDir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		watchCtx, cancel := context.WithCancel(ctx)
+		events := make(chan drift.Event, 4)
+		watcher := newWatcher(b, cluster, mc)
+		go func() { _ = watcher.Watch(watchCtx, desired, func(ev drift.Event) { events <- ev }) }()
+		time.Sleep(3 * time.Second) // informers list 10,000 objects first
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mNS[0]}}
+		changed := time.Now()
+		patchLabel(b, mc, ns, ambient.LabelUseWaypoint, "none")
+		var latency time.Duration
+		select {
+		case ev := <-events:
+			latency = ev.At.Sub(changed)
+		case <-time.After(30 * time.Second):
+			b.Fatal("drift not noticed in 30 s")
+		}
+		cancel()
+
+		b.ReportMetric(float64(objects), "objects")
+		b.ReportMetric(kubectl.Seconds(), "kubectl-apply-s")
+		b.ReportMetric(cold.Seconds(), "meshcd-cold-s")
+		b.ReportMetric(cold.Seconds()/kubectl.Seconds(), "meshcd/kubectl")
+		b.ReportMetric(noop.Seconds(), "noop-s")
+		b.ReportMetric(float64(noopWrites), "noop-writes")
+		b.ReportMetric(float64(latency.Microseconds())/1000, "drift-ms")
+		b.ReportMetric(peakRSS(), "peak-RSS-MiB")
+		b.Logf("%d objects: kubectl apply --server-side %s, meshcd cold reconcile %s (%.2fx), no-op %s with %d writes, drift noticed after %s, peak RSS %.0f MiB",
+			objects, kubectl.Round(time.Millisecond), cold.Round(time.Millisecond), cold.Seconds()/kubectl.Seconds(), noop.Round(time.Millisecond), noopWrites, latency.Round(time.Millisecond), peakRSS())
+	}
+}
+
+func tail(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return strings.Join(lines, "\n")
+}
