@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/drift"
 )
 
 func newDiffCommand(stdout io.Writer) *cobra.Command {
@@ -60,22 +61,11 @@ func writeDiff(w io.Writer, d *reconciler.Diff, output string) error {
 		}
 		fmt.Fprintf(w, "~ %s\n", o.Object)
 		for _, f := range o.Fields {
-			fmt.Fprintf(w, "    %s: %v -> %v\n", f.Path, show(f.Live), show(f.Desired))
+			fmt.Fprintf(w, "    %s: %v -> %v\n", f.Path, drift.Show(f.Live), drift.Show(f.Desired))
 		}
 	}
 	for _, s := range d.Stale {
 		fmt.Fprintf(w, "- %s (pruned)\n", s)
 	}
 	return nil
-}
-
-func show(v any) string {
-	if v == nil {
-		return "(absent)"
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(raw)
 }

@@ -212,7 +212,7 @@ options:
 		return err
 	}
 	capacity := corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("110"),
+		corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"), // fake nodes: room for many waypoints
 	}
 	for i := 0; i < c.opts.Nodes; i++ {
 		name := fmt.Sprintf("kwok-node-%d", i)

@@ -324,19 +324,19 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 		return c, nil
 	}
 	partial := isPartial(desired)
-	if live == nil {
+	if live == nil && partial {
+		// meshcd never creates a partial object: read it first.
 		got := &unstructured.Unstructured{}
 		got.SetGroupVersionKind(desired.GroupVersionKind())
 		err := m.client.Get(ctx, client.ObjectKeyFromObject(desired), got)
 		switch {
-		case apierrors.IsNotFound(err) && partial:
+		case apierrors.IsNotFound(err):
 			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", describe(desired))
 			return c, nil
-		case err == nil:
-			live = got
-		case !apierrors.IsNotFound(err):
+		case err != nil:
 			return c, fmt.Errorf("%s read failed: %w", c.Object, err)
 		}
+		live = got
 	}
 	if live != nil && live.GetAnnotations()[ambient.AnnotationDigest] == desired.GetAnnotations()[ambient.AnnotationDigest] {
 		// Same intent, different live fields: let the server's dry-run say
@@ -355,6 +355,7 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 		opts = append(opts, client.ForceOwnership)
 	}
 	applied := desired.DeepCopy()
+	start := time.Now().Truncate(time.Second) // creationTimestamp has second precision
 	if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), opts...); err != nil {
 		if apierrors.IsConflict(err) {
 			return c, conflict(c.Object, err)
@@ -362,13 +363,20 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 		return c, fmt.Errorf("%s apply failed: %w", c.Object, err)
 	}
 	c.Action = Configured
-	if live == nil {
+	if live == nil && created(applied, start) {
 		c.Action = Created
 	}
 	if partial {
 		c.Reason = "meshcd's labels only"
 	}
 	return c, nil
+}
+
+// created reports whether the server created the object in this apply: an
+// object missing from meshcd's index may also exist without meshcd's label,
+// in which case meshcd adopted it.
+func created(applied *unstructured.Unstructured, start time.Time) bool {
+	return !applied.GetCreationTimestamp().Time.Before(start)
 }
 
 // Drifted reports whether the server's dry-run result differs from the live

@@ -43,7 +43,7 @@ func (r *Report) text(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "%s:\n", o.Object)
 		for _, f := range o.Fields {
-			fmt.Fprintf(&b, "  %s: desired %s, live %s%s\n", f.Path, show(f.Desired), show(f.Live), by(f))
+			fmt.Fprintf(&b, "  %s: desired %s, live %s%s\n", f.Path, Show(f.Desired), Show(f.Live), by(f))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -70,14 +70,15 @@ func (r *Report) markdown(w io.Writer) error {
 			if f.Time != nil {
 				when = f.Time.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(o.Object), f.Path, cell(show(f.Desired)), cell(show(f.Live)), cell(f.Manager), when)
+			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", cell(o.Object), f.Path, cell(Show(f.Desired)), cell(Show(f.Live)), cell(f.Manager), when)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func show(v any) string {
+// Show renders a field value as JSON, or "(absent)" for nil.
+func Show(v any) string {
 	if v == nil {
 		return "(absent)"
 	}
