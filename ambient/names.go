@@ -56,6 +56,9 @@ const (
 	// unhealthy even when its status is True.
 	ReasonUnsupportedValue = "UnsupportedValue"
 	ReasonPartiallyInvalid = "PartiallyInvalid"
+	// ReasonAncestorNotBound is istiod's reason for refusing a waypoint
+	// policy whose target is not bound to a waypoint.
+	ReasonAncestorNotBound = "AncestorNotBound"
 )
 
 // Ownership labels and annotations meshcd writes on what it renders.

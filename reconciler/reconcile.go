@@ -38,6 +38,9 @@ type Options struct {
 	Apply apply.Options
 	// HealthTimeout bounds the wait for istiod's status after applying.
 	HealthTimeout time.Duration
+	// HealthHold is how long an unhealthy verdict from istiod must stay
+	// unchanged before it is final, within HealthTimeout.
+	HealthHold time.Duration
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -49,6 +52,7 @@ func DefaultOptions() Options {
 		MaxPrune:      0.5,
 		Apply:         apply.DefaultOptions(),
 		HealthTimeout: time.Minute,
+		HealthHold:    5 * time.Second,
 	}
 }
 
@@ -150,7 +154,7 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 		res.Reason = ReasonInventoryFailed
 		return nil, nil, fmt.Errorf("inventory failed, nothing applied or pruned: %w", err)
 	}
-	if err := r.ensureNamespace(ctx); err != nil {
+	if err := r.EnsureNamespace(ctx); err != nil {
 		return fail(err)
 	}
 	if old, err = r.store.Load(ctx); err != nil {
@@ -165,9 +169,9 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 	return old, next, nil
 }
 
-// ensureNamespace creates meshcd's own namespace when it is missing; an
+// EnsureNamespace creates meshcd's own namespace when it is missing; an
 // existing one costs a read, never a write.
-func (r *Reconciler) ensureNamespace(ctx context.Context) error {
+func (r *Reconciler) EnsureNamespace(ctx context.Context) error {
 	ns := &corev1.Namespace{}
 	err := r.client.Get(ctx, client.ObjectKey{Name: r.opts.Namespace}, ns)
 	if err == nil {
@@ -219,7 +223,7 @@ func (r *Reconciler) prune(ctx context.Context, old, next *inventory.Inventory, 
 // readHealth waits, within HealthTimeout, for istiod's verdict on what was
 // applied and sets the final reason.
 func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, res *Result) error {
-	reports, err := r.health.Settle(ctx, bundle.Objects, r.opts.HealthTimeout, r.opts.Apply.PollInterval)
+	reports, err := r.health.Settle(ctx, bundle.Objects, r.opts.HealthTimeout, r.opts.Apply.PollInterval, r.opts.HealthHold)
 	res.Health = reports
 	if err != nil {
 		res.Reason = ReasonUnhealthy

@@ -22,6 +22,8 @@ import (
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/apply"
+	"github.com/meshcd/meshcd/renderer"
+	"github.com/meshcd/meshcd/renderer/rules"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -314,5 +316,46 @@ func patchLabel(t testing.TB, c client.Client, obj client.Object, key, value str
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
 	if err := c.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner("kubectl-label")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLiveContext_ResolvesReferencesToObjectsOnlyInTheCluster(t *testing.T) {
+	e := newEnv(t, nil)
+	// The app team's Service exists in the cluster but not in the spec repo.
+	if err := e.client.Create(context.Background(), &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "legacy", "namespace": e.ns},
+		"spec":     map[string]any{"ports": []any{map[string]any{"port": int64(80)}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	e.spec(map[string]string{"route.yaml": `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-legacy, namespace: NS}
+spec:
+  parentRefs: [{group: "", kind: Service, name: legacy}]
+  rules: [{backendRefs: [{name: legacy, port: 80}]}]
+`})
+	b, err := renderer.Render(e.dir, renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := rules.Check(b.Objects, rules.Options{})
+	if len(without) != 1 || without[0].Rule != "AMB031" {
+		t.Fatalf("without the cluster the backend is missing: %v", without)
+	}
+	live, err := reconciler.LiveContext(context.Background(), e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := rules.Check(b.Objects, rules.Options{Context: live})
+	for _, f := range with {
+		if f.Rule == "AMB031" {
+			t.Fatalf("the live Service resolves the backend: %v", with)
+		}
+	}
+	// The live namespace is known now, and it has no waypoint: the route is not respected.
+	if len(with) != 1 || with[0].Rule != "AMB030" {
+		t.Fatalf("with the cluster, the namespace without a waypoint shows: %v", with)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,15 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/meshcd/meshcd/reconciler/controller"
@@ -132,28 +128,7 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 		return ctrl.Run(ctx)
 	}
 	id, _ := os.Hostname()
-	id = fmt.Sprintf("%s-%d", id, os.Getpid())
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: opts.Reconciler.Namespace, Name: "meshcd-leader-" + opts.Reconciler.Name},
-		Client:     kube.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
-	var runErr error
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock: lock, ReleaseOnCancel: true, Name: "meshcd",
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				log.Info("leading", "identity", id)
-				runErr = ctrl.Run(ctx)
-			},
-			OnStoppedLeading: func() { log.Info("stopped leading", "identity", id) },
-		},
-	})
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		return runErr
-	}
-	return nil
+	return ctrl.RunElected(ctx, kube.CoordinationV1(), fmt.Sprintf("%s-%d", id, os.Getpid()))
 }
 
 func (f *runFlags) auth() (*source.Auth, error) {

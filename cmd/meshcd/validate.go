@@ -6,7 +6,9 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -15,6 +17,8 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 	var (
 		output string
 		allow  []string
+		live   bool
+		kube   kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "validate DIR...",
@@ -26,13 +30,23 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use text or json", output)
 			}
+			var context []*unstructured.Unstructured
+			if live {
+				cl, err := kube.connect()
+				if err != nil {
+					return err
+				}
+				if context, err = reconciler.LiveContext(cmd.Context(), cl.client); err != nil {
+					return err
+				}
+			}
 			findings := []rules.Finding{}
 			for _, dir := range args {
 				b, err := renderer.Render(dir, renderer.DefaultOptions())
 				if err != nil {
 					return err
 				}
-				findings = append(findings, rules.Check(b.Objects, rules.Options{Origin: b.Origin, Allow: allow})...)
+				findings = append(findings, rules.Check(b.Objects, rules.Options{Origin: b.Origin, Allow: allow, Context: context})...)
 			}
 			if err := printFindings(stdout, findings, output); err != nil {
 				return err
@@ -45,6 +59,8 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringSliceVar(&allow, "allow-finding", nil, "rule id whose findings are ignored, such as AMB013 (repeatable)")
+	cmd.Flags().BoolVar(&live, "live", false, "resolve references (Services, waypoints, namespace labels) against the cluster's live objects")
+	kube.register(cmd)
 	return cmd
 }
 

@@ -38,6 +38,8 @@ type Options struct {
 	Drift drift.Mode
 	// WebhookSecret verifies push webhooks; empty disables /hook.
 	WebhookSecret []byte
+	// Election times the leader lease of RunElected.
+	Election Election
 }
 
 // Controller reconciles a repository again and again.
@@ -168,6 +170,7 @@ func (c *Controller) Reconcile(ctx context.Context, why string) (retErr error) {
 	res, err := c.rec.Reconcile(ctx, artifact.Dir)
 	c.metrics.record(res, time.Since(start).Seconds())
 	c.report(obj, artifact.Revision, res, err)
+	c.log.Info("reconciled", "trigger", why, "revision", artifact.Revision, "reason", res.Reason, "applied", res.Applied.Summary(), "seconds", time.Since(start).Seconds())
 	if err != nil {
 		return err
 	}

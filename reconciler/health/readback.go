@@ -43,10 +43,19 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 	return out, nil
 }
 
-// Settle polls ReadBack until no report is pending, or timeout passes, and
-// returns the last reports.
-func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured, timeout, interval time.Duration) ([]Report, error) {
-	var last []Report
+// Settle polls ReadBack until every report is healthy, or until nothing is
+// pending and the unhealthy reports have stayed the same for hold, or until
+// timeout passes; it returns the last reports. The hold exists because
+// istiod writes status in batches: a condition computed before a dependency
+// was ready (a Service not yet bound to its waypoint, a watch still
+// reconnecting) is rewritten moments later, and reporting it would be a
+// false alarm.
+func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured, timeout, interval, hold time.Duration) ([]Report, error) {
+	var (
+		last      []Report
+		verdict   string
+		verdictAt time.Time
+	)
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := wait.PollUntilContextCancel(waitCtx, interval, true, func(ctx context.Context) (bool, error) {
@@ -55,12 +64,23 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 			return false, err
 		}
 		last = reports
+		var unhealthy strings.Builder
 		for _, r := range reports {
 			if r.Pending {
+				verdict = ""
 				return false, nil
 			}
+			if !r.Healthy {
+				unhealthy.WriteString(r.Object + "\x00" + r.Message + "\x00")
+			}
 		}
-		return true, nil
+		if unhealthy.Len() == 0 {
+			return true, nil
+		}
+		if unhealthy.String() != verdict {
+			verdict, verdictAt = unhealthy.String(), time.Now()
+		}
+		return time.Since(verdictAt) >= hold, nil
 	})
 	if err != nil && ctx.Err() != nil {
 		return last, ctx.Err()
@@ -94,12 +114,44 @@ func (s *snapshot) report(desired *unstructured.Unstructured) (Report, bool) {
 		r = conditionReport(live, r, ambient.ConditionWaypointBound)
 	case ambient.AuthorizationPolicyGK:
 		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
+		if !r.Healthy && !r.Pending {
+			r = s.awaitBinding(live, r)
+		}
 	case ambient.HTTPRouteGK:
 		r = routeReport(live, r)
 	default:
 		return r, false
 	}
 	return r, true
+}
+
+// awaitBinding turns an AuthorizationPolicy that istiod refused only because
+// its target Service is not bound to a waypoint into a pending report while
+// that Service is meshcd's and its binding is still on the way: the policy's
+// status was computed before the binding and will be rewritten after it.
+func (s *snapshot) awaitBinding(live *unstructured.Unstructured, r Report) Report {
+	cond := findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointAccepted)
+	if cond == nil || cond.Reason != ambient.ReasonAncestorNotBound {
+		return r
+	}
+	refs, _, _ := unstructured.NestedSlice(live.Object, "spec", "targetRefs")
+	for _, t := range refs {
+		tm, _ := t.(map[string]any)
+		if kind, _ := tm["kind"].(string); kind != "Service" {
+			continue
+		}
+		name, _ := tm["name"].(string)
+		svc := s.objects[ref{ambient.ServiceGK, live.GetNamespace(), name}]
+		if svc == nil {
+			continue
+		}
+		if bound := findCondition(conditions(svc.Object, "status", "conditions"), ambient.ConditionWaypointBound); bound == nil || !bound.Healthy() {
+			r.Healthy, r.Pending = false, true
+			r.Message = fmt.Sprintf("waiting for Service %s/%s to bind to its waypoint; istiod says%s", live.GetNamespace(), name, cond.detail())
+			return r
+		}
+	}
+	return r
 }
 
 // routeReport judges an HTTPRoute by the conditions of each of its parents.

@@ -74,6 +74,10 @@ type Options struct {
 	Origin func(*unstructured.Unstructured) meshspec.Position
 	// Allow lists rule ids whose findings are dropped (--allow-finding).
 	Allow []string
+	// Context are live objects from the cluster: they resolve references
+	// (a Service, a waypoint, a namespace's labels) but are not checked
+	// themselves. A rendered object replaces a live one of the same identity.
+	Context []*unstructured.Unstructured
 }
 
 // HasErrors reports whether any finding is of error level.
@@ -89,7 +93,7 @@ func HasErrors(findings []Finding) bool {
 // Check runs every rule over objs and returns the findings sorted by file,
 // line, rule and object. It never returns nil.
 func Check(objs []*unstructured.Unstructured, opts Options) []Finding {
-	c := &checker{opts: opts, idx: newIndex(objs), findings: []Finding{}}
+	c := &checker{opts: opts, idx: newIndex(withContext(opts.Context, objs)), findings: []Finding{}}
 	for _, o := range objs {
 		kind := o.GroupVersionKind().GroupKind()
 		if check, ok := checks[kind]; ok {
@@ -114,6 +118,28 @@ func Check(objs []*unstructured.Unstructured, opts Options) []Finding {
 		return a.Object < b.Object
 	})
 	return c.findings
+}
+
+// withContext returns the context objects not replaced by a rendered one,
+// followed by the rendered objects.
+func withContext(context, objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	if len(context) == 0 {
+		return objs
+	}
+	rendered := make(map[string]bool, len(objs))
+	id := func(o *unstructured.Unstructured) string {
+		return o.GroupVersionKind().GroupKind().String() + "/" + o.GetNamespace() + "/" + o.GetName()
+	}
+	for _, o := range objs {
+		rendered[id(o)] = true
+	}
+	out := make([]*unstructured.Unstructured, 0, len(context)+len(objs))
+	for _, o := range context {
+		if !rendered[id(o)] {
+			out = append(out, o)
+		}
+	}
+	return append(out, objs...)
 }
 
 // checker collects findings.

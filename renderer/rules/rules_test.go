@@ -245,3 +245,17 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(objs)), "objects")
 }
+
+func TestCheck_LiveContextResolvesReferencesOutsideTheInput(t *testing.T) {
+	objs, opts := load(t, "in", docs(ambientNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(100), "orders-v1", "orders-v9", 1)))
+	if got := Check(objs, opts); len(got) != 2 || got[0].Rule != "AMB030" || got[1].Rule != "AMB031" {
+		t.Fatalf("without the cluster, the missing backend and the missing waypoint are reported: %v", got)
+	}
+	live, _ := load(t, "live", docs("apiVersion: v1\nkind: Service\nmetadata: {name: orders-v9, namespace: shop}\nspec: {ports: [{port: 8080}]}\n", ambientWpNS))
+	opts.Context = live
+	got := Check(objs, opts)
+	// The rendered namespace (without a waypoint label) replaces the live one, so the route still lacks a waypoint.
+	if len(got) != 1 || got[0].Rule != "AMB030" {
+		t.Fatalf("with the live Service the backend resolves, and the rendered namespace wins: %v", got)
+	}
+}

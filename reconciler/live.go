@@ -1,0 +1,46 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+)
+
+// referenced are the kinds the rule catalogue looks references up in.
+var referenced = []schema.GroupVersionKind{
+	{Version: "v1", Kind: "Namespace"},
+	{Version: "v1", Kind: "Service"},
+	ambient.GatewayGK.WithVersion("v1"),
+	ambient.HTTPRouteGK.WithVersion("v1"),
+	ambient.VirtualServiceGK.WithVersion("v1"),
+	ambient.DestinationRuleGK.WithVersion("v1"),
+}
+
+// LiveContext lists, from the cluster, the objects the rule catalogue
+// resolves references against: Namespaces, Services, Gateways, HTTPRoutes,
+// VirtualServices and DestinationRules. A kind the cluster does not serve
+// is skipped.
+func LiveContext(ctx context.Context, c client.Client) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, gvk := range referenced {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := c.List(ctx, l); err != nil {
+			if apimeta.IsNoMatchError(err) {
+				continue
+			}
+			return nil, fmt.Errorf("list live %s: %w", gvk.Kind, err)
+		}
+		for i := range l.Items {
+			l.Items[i].SetGroupVersionKind(gvk)
+			out = append(out, &l.Items[i])
+		}
+	}
+	return out, nil
+}
