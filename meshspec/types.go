@@ -467,6 +467,11 @@ type Gates struct {
 	// Soak is how long the stage must stay healthy before it passes.
 	// +optional
 	Soak *metav1.Duration `json:"soak,omitempty"`
+
+	// Timeout is how long the gates may take to hold; past it the stage
+	// fails and is rolled back to the previous images. Default 10m.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // ZtunnelRollout stages the per-node ztunnel DaemonSet.

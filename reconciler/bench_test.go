@@ -175,7 +175,7 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		noopWrites, _ := w.take()
 
 		// Drift: a kubectl-label change on one namespace.
-		desired, err := rec.Desired(mDir)
+		desired, err := rec.Desired(ctx, mDir)
 		if err != nil {
 			b.Fatal(err)
 		}

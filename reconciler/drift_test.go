@@ -38,7 +38,7 @@ func newWatcher(t testing.TB, c *localcluster.Cluster, cl client.Client) *drift.
 // channel of drift events.
 func (e *env) watch(ctx context.Context) <-chan drift.Event {
 	e.t.Helper()
-	desired, err := e.rec.Desired(e.dir)
+	desired, err := e.rec.Desired(context.Background(), e.dir)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestApply_ConvergesAfterTheAPIServerStopsMidway(t *testing.T) {
 			t.Fatalf("after the restart: %s", res.Reason)
 		}
 	}
-	desired, err := e.rec.Desired(e.dir)
+	desired, err := e.rec.Desired(context.Background(), e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

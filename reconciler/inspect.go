@@ -15,14 +15,19 @@ import (
 	"github.com/meshcd/meshcd/renderer"
 )
 
-// Desired renders dir and stamps every object as apply would send it.
-func (r *Reconciler) Desired(dir string) ([]*unstructured.Unstructured, error) {
+// Desired renders dir, pins the images rollouts have reached, and stamps
+// every object as apply would send it.
+func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
 	bundle, err := renderer.Render(dir, r.opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
 	}
-	out := make([]*unstructured.Unstructured, 0, len(bundle.Objects))
-	for _, o := range bundle.Objects {
+	objs, err := r.pin(ctx, bundle.Objects)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
 		d := o.DeepCopy()
 		if err := apply.Stamp(d); err != nil {
 			return nil, err
@@ -48,7 +53,7 @@ func (d *Diff) HasChanges() bool { return len(d.Changed) > 0 || len(d.Stale) > 0
 // Diff compares the render of dir with the cluster using server-side
 // dry-runs, and the inventory with the render.
 func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
-	desired, err := r.Desired(dir)
+	desired, err := r.Desired(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +79,7 @@ func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
 
 // Drift reports, once, every object of dir whose live state differs from it.
 func (r *Reconciler) Drift(ctx context.Context, dir string) (*drift.Report, error) {
-	desired, err := r.Desired(dir)
+	desired, err := r.Desired(ctx, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -8,10 +8,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
@@ -38,6 +41,9 @@ type Options struct {
 	Apply apply.Options
 	// HealthTimeout bounds the wait for istiod's status after applying.
 	HealthTimeout time.Duration
+	// IstiodVersion is istiod's version, for the rollouts' skew check;
+	// empty skips the check.
+	IstiodVersion string
 	// HealthHold is how long an unhealthy verdict from istiod must stay
 	// unchanged before it is final, within HealthTimeout.
 	HealthHold time.Duration
@@ -66,6 +72,7 @@ const (
 	ReasonInventoryFailed  Reason = "InventoryFailed"
 	ReasonApplyFailed      Reason = "ApplyFailed"
 	ReasonPruneFailed      Reason = "PruneFailed"
+	ReasonRolloutFailed    Reason = "RolloutFailed"
 	ReasonProgressing      Reason = "Progressing"
 	ReasonUnhealthy        Reason = "Unhealthy"
 	ReasonSucceeded        Reason = "ReconciliationSucceeded"
@@ -78,6 +85,8 @@ type Result struct {
 	Applied  *apply.ChangeSet `json:"applied,omitempty"`
 	Pruned   *apply.ChangeSet `json:"pruned,omitempty"`
 	Health   []health.Report  `json:"health,omitempty"`
+	// Rollouts are the DataplaneRollouts' states after this reconcile's step.
+	Rollouts map[string]*dataplane.State `json:"rollouts,omitempty"`
 	// PruneHeld says why prune did not run although objects were stale.
 	PruneHeld string `json:"pruneHeld,omitempty"`
 }
@@ -89,18 +98,35 @@ type Reconciler struct {
 	apply  *apply.Manager
 	health *health.Checker
 	store  *inventory.Store
+	// rollouts steps the spec's DataplaneRollouts after each reconcile.
+	rollouts *dataplane.Runner
 }
 
 // New returns a Reconciler working through c.
 func New(c client.Client, opts Options) *Reconciler {
 	h := &health.Checker{Client: c}
-	return &Reconciler{
+	r := &Reconciler{
 		client: c,
 		opts:   opts,
 		apply:  apply.New(c, h, opts.Apply),
 		health: h,
 		store:  &inventory.Store{Client: c, Namespace: opts.Namespace, Name: "meshcd-inventory-" + opts.Name, FieldManager: ambient.FieldManager},
 	}
+	r.rollouts = &dataplane.Runner{
+		Client: c,
+		Store:  r.RolloutStore(),
+		Istiod: opts.IstiodVersion,
+		Apply: func(ctx context.Context, objs []*unstructured.Unstructured) error {
+			_, err := r.apply.Apply(ctx, objs)
+			return err
+		},
+	}
+	return r
+}
+
+// RolloutStore is where this instance keeps its DataplaneRollouts' states.
+func (r *Reconciler) RolloutStore() *dataplane.Store {
+	return &dataplane.Store{Client: r.client, Namespace: r.opts.Namespace, Name: "meshcd-rollout-" + r.opts.Name}
 }
 
 // Reconcile renders dir, validates it, stores the intended inventory,
@@ -116,6 +142,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 	if err := r.validate(bundle, res); err != nil {
 		return res, err
 	}
+	rendered := bundle.Objects
+	if bundle.Objects, err = r.pin(ctx, rendered); err != nil {
+		res.Reason = ReasonInventoryFailed
+		return res, fmt.Errorf("nothing applied or pruned: %w", err)
+	}
 	old, next, err := r.recordIntent(ctx, bundle, res)
 	if err != nil {
 		return res, err
@@ -127,7 +158,41 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 	if err := r.prune(ctx, old, next, res); err != nil {
 		return res, err
 	}
-	return res, r.readHealth(ctx, bundle, res)
+	if err := r.readHealth(ctx, bundle, res); err != nil {
+		return res, err
+	}
+	return res, r.stepRollouts(ctx, bundle.Spec.Rollouts, rendered, res)
+}
+
+// pin writes the proxy images the rollouts have reached on the waypoint
+// Gateways, so that a reconcile keeps, never undoes, a rollout's progress.
+func (r *Reconciler) pin(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	pins, err := r.rollouts.Store.Pins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dataplane.Pinned(objs, pins), nil
+}
+
+// stepRollouts moves each DataplaneRollout by one transition, judged with
+// this reconcile's read-back.
+func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.DataplaneRollout, rendered []*unstructured.Unstructured, res *Result) error {
+	if len(rollouts) == 0 {
+		return nil
+	}
+	var unhealthy []string
+	for _, h := range res.Health {
+		if !h.Healthy {
+			unhealthy = append(unhealthy, h.Object)
+		}
+	}
+	states, err := r.rollouts.Step(ctx, rollouts, rendered, unhealthy)
+	res.Rollouts = states
+	if err != nil {
+		res.Reason = ReasonRolloutFailed
+		return fmt.Errorf("rollout step failed: %w", err)
+	}
+	return nil
 }
 
 // validate runs the rule catalogue; an error finding not allowed stops the

@@ -21,6 +21,7 @@ type reconcileFlags struct {
 	force      bool
 	timeout    time.Duration
 	name       string
+	istiod     string
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -32,6 +33,7 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.force, "force", false, "take ownership of fields another field manager owns")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
 	cmd.Flags().StringVar(&f.name, "name", d.Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
+	cmd.Flags().StringVar(&f.istiod, "istiod-version", "", "istiod's version, such as 1.31.1, checked against a DataplaneRollout's bundle; empty skips the skew check")
 }
 
 func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
@@ -52,6 +54,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.Apply.Force = f.force
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
+	opts.IstiodVersion = f.istiod
 	return opts
 }
 

@@ -47,7 +47,7 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 				}
 				return nil
 			}
-			desired, err := r.Desired(args[0])
+			desired, err := r.Desired(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

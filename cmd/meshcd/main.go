@@ -48,6 +48,6 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout),
-		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout))
+		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout), newBundleCommand(stdout), newRolloutCommand(stdout))
 	return root
 }

@@ -239,7 +239,7 @@ func (c *Controller) watchDrift(ctx context.Context, artifact *source.Artifact) 
 	if c.watching == artifact.Revision {
 		return nil
 	}
-	desired, err := c.rec.Desired(artifact.Dir)
+	desired, err := c.rec.Desired(ctx, artifact.Dir)
 	if err != nil {
 		return err
 	}

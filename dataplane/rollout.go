@@ -1,0 +1,410 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/health"
+)
+
+// DefaultGateTimeout bounds a stage whose gates set no timeout.
+const DefaultGateTimeout = 10 * time.Minute
+
+// Pinned returns objs with each namespace's pinned proxy image written on
+// its waypoint Gateways, as the sidecar.istio.io/proxyImage annotation that
+// istiod renders into the waypoint Deployment. The Gateways it changes are
+// copies; objs is left as it was.
+func Pinned(objs []*unstructured.Unstructured, pins map[string]string) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o
+		img := pins[o.GetNamespace()]
+		if img == "" || !isWaypoint(o) {
+			continue
+		}
+		c := o.DeepCopy()
+		a := c.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[ambient.AnnotationProxyImage] = img
+		c.SetAnnotations(a)
+		out[i] = c
+	}
+	return out
+}
+
+// Runner steps rollouts: one transition per rollout per Step, every
+// decision stored before it is acted on.
+type Runner struct {
+	Client client.Client
+	Store  *Store
+	// Apply writes objects the way the reconcile does.
+	Apply func(ctx context.Context, objs []*unstructured.Unstructured) error
+	// Istiod is istiod's version for the skew check; empty skips it.
+	Istiod string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Step advances each rollout of the spec by at most one transition. objs
+// are the rendered objects (without pins); unhealthy names the objects
+// ("Kind namespace/name") the reconcile's read-back found unhealthy.
+func (r *Runner) Step(ctx context.Context, rollouts []*meshspec.DataplaneRollout, objs []*unstructured.Unstructured, unhealthy []string) (map[string]*State, error) {
+	if len(rollouts) == 0 {
+		return nil, nil
+	}
+	states, version, err := r.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	view, err := r.view(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	before, err := json.Marshal(states)
+	if err != nil {
+		return nil, fmt.Errorf("rollout states: %w", err)
+	}
+	var touched []string
+	for _, ro := range rollouts {
+		st := states[ro.Name]
+		if st == nil {
+			st = &State{}
+			states[ro.Name] = st
+		}
+		moved, err := r.step(ctx, ro, st, view, unhealthy)
+		if err != nil {
+			return states, fmt.Errorf("DataplaneRollout %s: %w", ro.Name, err)
+		}
+		touched = append(touched, moved...)
+	}
+	// The decision is stored before the waypoints change, so that a restart
+	// in between finds the new pins and applies them. A step that changed
+	// nothing writes nothing.
+	after, err := json.Marshal(states)
+	if err != nil {
+		return states, fmt.Errorf("rollout states: %w", err)
+	}
+	if bytes.Equal(before, after) {
+		return states, nil
+	}
+	if err := r.Store.Save(ctx, states, version); err != nil {
+		return states, err
+	}
+	if len(touched) == 0 {
+		return states, nil
+	}
+	return states, r.applyPins(ctx, objs, states, touched)
+}
+
+// applyPins re-applies the waypoint Gateways of namespaces with the merged
+// pins of every rollout.
+func (r *Runner) applyPins(ctx context.Context, objs []*unstructured.Unstructured, states map[string]*State, namespaces []string) error {
+	pins := map[string]string{}
+	for _, st := range states {
+		for ns, img := range st.Pins {
+			pins[ns] = img
+		}
+	}
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	var gws []*unstructured.Unstructured
+	for _, o := range objs {
+		if want[o.GetNamespace()] && isWaypoint(o) {
+			gws = append(gws, o)
+		}
+	}
+	if err := r.Apply(ctx, Pinned(gws, pins)); err != nil {
+		return fmt.Errorf("waypoint Gateways of %s apply failed: %w", strings.Join(namespaces, ", "), err)
+	}
+	return nil
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// view lists the live namespaces and indexes the rendered waypoints.
+func (r *Runner) view(ctx context.Context, objs []*unstructured.Unstructured) (View, error) {
+	list := &corev1.NamespaceList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return View{}, fmt.Errorf("namespaces list failed: %w", err)
+	}
+	v := View{Namespaces: map[string]map[string]string{}, Waypoints: WaypointsOf(objs)}
+	for _, ns := range list.Items {
+		v.Namespaces[ns.Name] = ns.Labels
+	}
+	return v, nil
+}
+
+// step makes one transition of one rollout and returns the namespaces
+// whose pins changed.
+func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, view View, unhealthy []string) ([]string, error) {
+	bundle, stages, perr := Preflight(ro, r.Istiod, view)
+	cmd := st.Command
+	st.Command = ""
+
+	if st.Bundle != ro.Spec.Bundle {
+		// A new target: start over from the first stage, keeping what the
+		// namespaces ran before any rollout touched them.
+		if perr != nil {
+			st.Bundle, st.Phase, st.Message = ro.Spec.Bundle, PhasePending, perr.Error()
+			return nil, nil
+		}
+		st.Bundle = ro.Spec.Bundle
+		return r.startStage(ro, st, stages, bundle, 0), nil
+	}
+	switch st.Phase {
+	case PhasePending:
+		if perr != nil {
+			st.Message = perr.Error()
+			return nil, nil
+		}
+		return r.startStage(ro, st, stages, bundle, 0), nil
+	case PhaseSucceeded, PhaseRolledBack:
+		if cmd == CommandRollback && st.Phase == PhaseSucceeded {
+			return r.revert(st, "rolled back by command", keys(st.Previous)), nil
+		}
+		return nil, nil
+	case PhaseFailed:
+		return nil, r.settleRollback(ctx, st, bundle, view)
+	}
+	if perr != nil {
+		// The namespaces changed under a running rollout: hold it.
+		st.Phase, st.Message = PhasePaused, "paused: "+perr.Error()
+		return nil, nil
+	}
+	stage := stages[st.Stage]
+	switch cmd {
+	case CommandAbort:
+		return r.revert(st, "aborted by command in stage "+stage.Name, stage.Resolved), nil
+	case CommandRollback:
+		return r.revert(st, "rolled back by command in stage "+stage.Name, keys(st.Previous)), nil
+	case CommandPause:
+		st.Phase, st.Message = PhasePaused, "paused by command in stage "+stage.Name
+		return nil, nil
+	}
+	if st.Phase == PhasePaused {
+		switch {
+		case awaitsApproval(ro, stage.Stage):
+			return nil, nil
+		case cmd == CommandResume || strings.HasPrefix(st.Message, "paused: "):
+			if len(st.Pins) == 0 || st.Pins[stage.Resolved[0]] != bundle.Proxy {
+				return r.startStage(ro, st, stages, bundle, st.Stage), nil
+			}
+			st.Phase, st.Message = PhaseProgressing, "resumed in stage "+stage.Name
+		case st.Pins[stage.Resolved[0]] != bundle.Proxy:
+			// Paused for approval and now promoted.
+			return r.startStage(ro, st, stages, bundle, st.Stage), nil
+		default:
+			return nil, nil
+		}
+	}
+
+	ok, why, err := r.gates(ctx, stage, bundle, view, unhealthy)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	if !ok {
+		st.HealthySince = time.Time{}
+		timeout := DefaultGateTimeout
+		if stage.Gates != nil && stage.Gates.Timeout != nil {
+			timeout = stage.Gates.Timeout.Duration
+		}
+		if now.Sub(st.StageStarted) > timeout {
+			return r.revert(st, fmt.Sprintf("stage %s failed its gates within %s: %s", stage.Name, timeout, why), stage.Resolved), nil
+		}
+		st.Message = "stage " + stage.describe() + " waits: " + why
+		return nil, nil
+	}
+	if st.HealthySince.IsZero() {
+		st.HealthySince = now
+	}
+	soak := time.Duration(0)
+	if stage.Gates != nil && stage.Gates.Soak != nil {
+		soak = stage.Gates.Soak.Duration
+	}
+	if held := now.Sub(st.HealthySince); held < soak {
+		st.Message = fmt.Sprintf("stage %s soaks: healthy for %s of %s", stage.describe(), held.Round(time.Second), soak)
+		return nil, nil
+	}
+	if st.Stage+1 == len(stages) {
+		st.Phase, st.Message, st.HealthySince = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s", bundle.Version), time.Time{}
+		return nil, nil
+	}
+	return r.startStage(ro, st, stages, bundle, st.Stage+1), nil
+}
+
+// startStage moves stage i's namespaces to the bundle, or pauses before a
+// manual stage that is not promoted.
+func (r *Runner) startStage(ro *meshspec.DataplaneRollout, st *State, stages []Stage, b Bundle, i int) []string {
+	st.Stage, st.StageName, st.HealthySince = i, "", time.Time{}
+	if len(stages) == 0 {
+		st.Phase, st.Message = PhaseSucceeded, "no waypoint stages"
+		return nil
+	}
+	stage := stages[i]
+	st.StageName = stage.Name
+	if awaitsApproval(ro, stage.Stage) {
+		st.Phase, st.Message = PhasePaused, fmt.Sprintf("stage %s waits for approval: commit `promote: %s` to start it", stage.describe(), stage.Name)
+		return nil
+	}
+	if st.Pins == nil {
+		st.Pins = map[string]string{}
+	}
+	if st.Previous == nil {
+		st.Previous = map[string]string{}
+	}
+	for _, ns := range stage.Resolved {
+		if _, seen := st.Previous[ns]; !seen {
+			st.Previous[ns] = st.Pins[ns]
+		}
+		st.Pins[ns] = b.Proxy
+	}
+	st.Phase, st.StageStarted = PhaseProgressing, r.now()
+	st.Message = fmt.Sprintf("stage %s moves to %s", stage.describe(), b.Proxy)
+	return stage.Resolved
+}
+
+func awaitsApproval(ro *meshspec.DataplaneRollout, s meshspec.Stage) bool {
+	return s.Approval == meshspec.ApprovalManual && ro.Spec.Promote != s.Name
+}
+
+// revert puts namespaces back on their previous images and marks the
+// rollout Failed until they run them again.
+func (r *Runner) revert(st *State, why string, namespaces []string) []string {
+	for _, ns := range namespaces {
+		if prev := st.Previous[ns]; prev != "" {
+			st.Pins[ns] = prev
+		} else {
+			delete(st.Pins, ns)
+		}
+	}
+	st.Phase, st.Message, st.HealthySince = PhaseFailed, why+"; rolling back "+strings.Join(namespaces, ", "), time.Time{}
+	return namespaces
+}
+
+// settleRollback moves a Failed rollout to RolledBack once every
+// namespace it reverted runs its previous image again.
+func (r *Runner) settleRollback(ctx context.Context, st *State, b Bundle, v View) error {
+	for ns, prev := range st.Previous {
+		if st.Pins[ns] == b.Proxy {
+			continue // a finished stage that was not rolled back
+		}
+		for _, name := range v.Waypoints[ns] {
+			d, err := r.deployment(ctx, ns, name)
+			if err != nil || d == nil {
+				return err
+			}
+			img := proxyImage(d)
+			if (prev != "" && img != prev) || (prev == "" && img == b.Proxy) || !rolledOut(d) {
+				return nil
+			}
+		}
+	}
+	st.Phase = PhaseRolledBack
+	st.Message = strings.Replace(st.Message, "; rolling back", "; rolled back", 1)
+	return nil
+}
+
+// gates reports whether a stage's gates hold, and the first that does not.
+func (r *Runner) gates(ctx context.Context, s Stage, b Bundle, v View, unhealthy []string) (bool, string, error) {
+	programmed, ready := true, true
+	if s.Gates != nil {
+		programmed, ready = s.Gates.Programmed, s.Gates.Ready
+	}
+	hc := &health.Checker{Client: r.Client}
+	for _, ns := range s.Resolved {
+		for _, name := range v.Waypoints[ns] {
+			if programmed {
+				ok, why, err := hc.WaypointReady(ctx, ns, name)
+				if err != nil {
+					return false, "", err
+				}
+				if !ok {
+					return false, fmt.Sprintf("waypoint %s/%s: %s", ns, name, why), nil
+				}
+			}
+			d, err := r.deployment(ctx, ns, name)
+			if err != nil {
+				return false, "", err
+			}
+			if d == nil {
+				return false, fmt.Sprintf("waypoint Deployment %s/%s does not exist yet", ns, name), nil
+			}
+			if img := proxyImage(d); img != b.Proxy {
+				return false, fmt.Sprintf("waypoint Deployment %s/%s runs %s, not yet %s", ns, name, img, b.Proxy), nil
+			}
+			if ready && !rolledOut(d) {
+				return false, fmt.Sprintf("waypoint Deployment %s/%s is still rolling out", ns, name), nil
+			}
+		}
+		for _, u := range unhealthy {
+			if strings.Contains(u, " "+ns+"/") {
+				return false, u + " is unhealthy", nil
+			}
+		}
+	}
+	return true, "", nil
+}
+
+// deployment reads the waypoint Deployment istiod names after its
+// Gateway; a missing one is nil.
+func (r *Runner) deployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("waypoint Deployment %s/%s read failed: %w", ns, name, err)
+	}
+	return d, nil
+}
+
+// proxyImage is the image of a waypoint Deployment's proxy container.
+func proxyImage(d *appsv1.Deployment) string {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "istio-proxy" {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// rolledOut reports whether every replica runs the current template.
+func rolledOut(d *appsv1.Deployment) bool {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.AvailableReplicas == want && s.Replicas == want
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,266 @@
+package reconciler_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/reconciler"
+)
+
+// fleet is an env whose spec spans several namespaces, each with a
+// waypoint, for rollouts.
+type fleet struct {
+	*env
+	names []string
+}
+
+func newFleet(t *testing.T, n int) *fleet {
+	f := &fleet{env: newEnv(t, func(o *reconciler.Options) { o.HealthHold = time.Second })}
+	for i := 0; i < n; i++ {
+		f.names = append(f.names, clustertest.Namespace(t, nil))
+	}
+	return f
+}
+
+// write writes the fleet's MeshNamespaces and a rollout spec.
+func (f *fleet) write(rollout string) {
+	f.t.Helper()
+	var b strings.Builder
+	for _, ns := range f.names {
+		fmt.Fprintf(&b, "---\napiVersion: meshcd.dev/v1alpha1\nkind: MeshNamespace\nmetadata: {name: %s}\nspec: {waypoint: {}}\n", ns)
+	}
+	if rollout != "" {
+		b.WriteString("---\n" + rollout)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "mesh.yaml"), []byte(b.String()), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// image is the proxy image of namespace ns's waypoint Deployment template.
+func (f *fleet) image(ns string) string {
+	f.t.Helper()
+	d := &appsv1.Deployment{}
+	if err := f.client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "waypoint"}, d); err != nil {
+		f.t.Fatalf("waypoint Deployment of %s: %v", ns, err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "istio-proxy" {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// until reconciles until the rollout reaches phase, and returns the state.
+func (f *fleet) until(name string, phase dataplane.Phase, each func(*dataplane.State)) *dataplane.State {
+	f.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		res := f.reconcile()
+		st := res.Rollouts[name]
+		if st == nil {
+			f.t.Fatalf("the reconcile reported no state for rollout %s", name)
+		}
+		if each != nil {
+			each(st)
+		}
+		if st.Phase == phase {
+			return st
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("rollout never reached %s: %+v", phase, st)
+		}
+	}
+}
+
+var target = func() string {
+	b, err := dataplane.Lookup("1.31.1")
+	if err != nil {
+		panic(err)
+	}
+	return b.Proxy
+}()
+
+func TestRollout_ThreeStagesMoveEachWaypointOnlyInItsOwnStage(t *testing.T) {
+	f := newFleet(t, 5)
+	f.write("")
+	if res := f.reconcile(); res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("before the rollout: %s %+v", res.Reason, res.Health)
+	}
+	before := f.image(f.names[0])
+	if before == target {
+		t.Fatalf("the default waypoint image is already %s; the test needs another", target)
+	}
+	stageOf := map[string]int{f.names[0]: 0, f.names[1]: 1, f.names[2]: 1, f.names[3]: 2, f.names[4]: 2}
+	f.write(fmt.Sprintf(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  waypoints:
+    stages:
+      - {name: canary, namespaces: [%s], gates: {programmed: true, ready: true, soak: 0s}}
+      - {name: early, namespaces: [%s, %s]}
+      - {name: rest, namespaces: ["*"]}
+`, f.names[0], f.names[1], f.names[2]))
+	f.writes.take()
+	start := time.Now()
+	writesPerStage := map[string]int{}
+	reconciles := 0
+	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
+		reconciles++
+		n, _ := f.writes.take()
+		writesPerStage[st.StageName] += n
+		for _, ns := range f.names {
+			img := f.image(ns)
+			if stageOf[ns] > st.Stage && img != before {
+				t.Fatalf("namespace %s (stage %d) runs %s while the rollout is in stage %d", ns, stageOf[ns], img, st.Stage)
+			}
+		}
+	})
+	took := time.Since(start)
+	for _, ns := range f.names {
+		if img := f.image(ns); img != target {
+			t.Errorf("namespace %s runs %s after the rollout, want %s", ns, img, target)
+		}
+	}
+	t.Logf("3-stage rollout over 5 namespaces with 0 s soak: %s, %d reconciles; writes by the stage each reconcile ended in: %v; %s",
+		took.Round(time.Millisecond), reconciles, writesPerStage, st.Message)
+
+	// Succeeded is stable: a further reconcile writes nothing.
+	f.writes.take()
+	if res := f.reconcile(); res.Rollouts["proxies"].Phase != dataplane.PhaseSucceeded {
+		t.Fatalf("a succeeded rollout moved: %+v", res.Rollouts["proxies"])
+	}
+	if n, seen := f.writes.take(); n != 0 {
+		t.Fatalf("a reconcile after the rollout wrote %d times: %v", n, seen)
+	}
+}
+
+func TestRollout_AFailedGateRollsTheStageBack(t *testing.T) {
+	f := newFleet(t, 2)
+	f.write("")
+	if res := f.reconcile(); res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("before the rollout: %s %+v", res.Reason, res.Health)
+	}
+	before := f.image(f.names[1])
+	// A quota of one pod: the new waypoint pod can never be created, so the
+	// second stage never rolls out.
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "one-pod", Namespace: f.names[1]},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}},
+	}
+	if err := f.client.Create(context.Background(), quota); err != nil {
+		t.Fatal(err)
+	}
+	f.write(fmt.Sprintf(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  waypoints:
+    stages:
+      - {name: first, namespaces: [%s]}
+      - {name: stuck, namespaces: [%s], gates: {programmed: true, ready: true, timeout: 5s}}
+`, f.names[0], f.names[1]))
+	sawFailed := false
+	st := f.until("proxies", dataplane.PhaseRolledBack, func(st *dataplane.State) {
+		sawFailed = sawFailed || st.Phase == dataplane.PhaseFailed
+	})
+	if !sawFailed || !strings.Contains(st.Message, "stage stuck failed its gates") {
+		t.Fatalf("want Failed, then RolledBack with the failed gate named; saw Failed %v, message %q", sawFailed, st.Message)
+	}
+	if img := f.image(f.names[1]); img != before {
+		t.Fatalf("the failed stage's waypoint runs %s after the rollback, want %s", img, before)
+	}
+	if img := f.image(f.names[0]); img != target {
+		t.Fatalf("the passed stage keeps the new image, got %s", img)
+	}
+	t.Logf("rolled back: %s", st.Message)
+}
+
+func TestRollout_ManualApprovalPauseResumeAndRestart(t *testing.T) {
+	f := newFleet(t, 3)
+	f.write("")
+	if res := f.reconcile(); res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("before the rollout: %s %+v", res.Reason, res.Health)
+	}
+	before := f.image(f.names[1])
+	spec := func(promote string) string {
+		return fmt.Sprintf(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  promote: %q
+  waypoints:
+    stages:
+      - {name: canary, namespaces: [%s]}
+      - {name: approved, namespaces: [%s], approval: manual}
+      - {name: rest, namespaces: ["*"]}
+`, promote, f.names[0], f.names[1])
+	}
+	f.write(spec(""))
+	st := f.until("proxies", dataplane.PhasePaused, nil)
+	if st.StageName != "approved" || !strings.Contains(st.Message, "waits for approval") {
+		t.Fatalf("want a pause before the manual stage, got %+v", st)
+	}
+	if f.image(f.names[0]) != target || f.image(f.names[1]) != before {
+		t.Fatalf("only the canary moves before approval: %s, %s", f.image(f.names[0]), f.image(f.names[1]))
+	}
+
+	// meshcd restarts while it waits: a new reconciler finds the same
+	// stage and neither redoes the canary nor skips the approval.
+	opts := reconciler.DefaultOptions()
+	opts.Name, opts.HealthHold = f.ns, time.Second
+	f.rec = reconciler.New(f.client, opts)
+	f.writes.take()
+	if res := f.reconcile(); res.Rollouts["proxies"].StageName != "approved" || res.Rollouts["proxies"].Phase != dataplane.PhasePaused {
+		t.Fatalf("after a restart: %+v", res.Rollouts["proxies"])
+	}
+	if n, seen := f.writes.take(); n != 0 {
+		t.Fatalf("a restarted meshcd waiting for approval wrote %d times: %v", n, seen)
+	}
+
+	// The approval is a commit that sets promote.
+	f.write(spec("approved"))
+	if res := f.reconcile(); res.Rollouts["proxies"].Phase != dataplane.PhaseProgressing || res.Rollouts["proxies"].StageName != "approved" {
+		t.Fatalf("promote starts the stage: %+v", res.Rollouts["proxies"])
+	}
+
+	// Pause holds the rollout in its stage; resume goes on.
+	if err := f.rec.RolloutStore().Send(context.Background(), "proxies", dataplane.CommandPause); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if st := f.reconcile().Rollouts["proxies"]; st.Phase != dataplane.PhasePaused || st.StageName != "approved" {
+			t.Fatalf("paused rollout moved: %+v", st)
+		}
+	}
+	if img := f.image(f.names[2]); img != before {
+		t.Fatalf("a paused rollout reached the next stage: %s", img)
+	}
+	if err := f.rec.RolloutStore().Send(context.Background(), "proxies", dataplane.CommandResume); err != nil {
+		t.Fatal(err)
+	}
+	f.until("proxies", dataplane.PhaseSucceeded, nil)
+	for _, ns := range f.names {
+		if img := f.image(ns); img != target {
+			t.Errorf("namespace %s runs %s, want %s", ns, img, target)
+		}
+	}
+}
