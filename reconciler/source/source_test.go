@@ -22,12 +22,12 @@ import (
 
 // repo is a real repository on disk, written with go-git.
 type repo struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	repo *git.Repository
 }
 
-func newRepo(t *testing.T) *repo {
+func newRepo(t testing.TB) *repo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "spec.git")
 	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
@@ -65,7 +65,7 @@ func (r *repo) commit(files map[string]string, key *openpgp.Entity) string {
 
 func (r *repo) url() string { return "file://" + r.dir }
 
-func requireGit(t *testing.T) {
+func requireGit(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed: go-git's file transport runs git-upload-pack")
