@@ -38,8 +38,12 @@ type ChangeSet struct {
 
 func (cs *ChangeSet) add(c ...Change) { cs.Changes = append(cs.Changes, c...) }
 
-// Count returns how many objects had the action.
+// Count returns how many objects had the action; a nil ChangeSet, from a
+// reconcile that stopped before applying, has none.
 func (cs *ChangeSet) Count(a Action) int {
+	if cs == nil {
+		return 0
+	}
 	n := 0
 	for _, c := range cs.Changes {
 		if c.Action == a {
@@ -54,6 +58,9 @@ func (cs *ChangeSet) Writes() int { return cs.Count(Created) + cs.Count(Configur
 
 // Summary is one line such as "3 created, 1 configured, 40 unchanged".
 func (cs *ChangeSet) Summary() string {
+	if cs == nil {
+		return "nothing applied"
+	}
 	var parts []string
 	for _, a := range []Action{Created, Configured, Unchanged, Pruned, Skipped, Waiting} {
 		if n := cs.Count(a); n > 0 {

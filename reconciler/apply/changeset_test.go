@@ -25,6 +25,10 @@ func TestChangeSet_SummaryAndWrites(t *testing.T) {
 	if (&ChangeSet{}).Summary() != "nothing to do" {
 		t.Fatal("an empty change set says so")
 	}
+	var none *ChangeSet // a reconcile that stopped before applying
+	if none.Summary() != "nothing applied" || none.Writes() != 0 {
+		t.Fatalf("a nil change set: %q, %d writes", none.Summary(), none.Writes())
+	}
 }
 
 func TestConflict_NamesTheOtherManagerAndFields(t *testing.T) {
