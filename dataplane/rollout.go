@@ -55,6 +55,8 @@ type Runner struct {
 	Apply func(ctx context.Context, objs []*unstructured.Unstructured) error
 	// Istiod is istiod's version for the skew check; empty skips it.
 	Istiod string
+	// ZtunnelNamespace holds the ztunnel DaemonSet; empty means istio-system.
+	ZtunnelNamespace string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -192,6 +194,9 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 		st.Phase, st.Message = PhasePaused, "paused: "+perr.Error()
 		return nil, nil
 	}
+	if st.Stage >= len(stages) {
+		return r.ztunnelStage(ctx, ro, st, bundle, cmd, unhealthy)
+	}
 	stage := stages[st.Stage]
 	switch cmd {
 	case CommandAbort:
@@ -247,19 +252,38 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 		st.Message = fmt.Sprintf("stage %s soaks: healthy for %s of %s", stage.describe(), held.Round(time.Second), soak)
 		return nil, nil
 	}
-	if st.Stage+1 == len(stages) {
-		st.Phase, st.Message, st.HealthySince = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s", bundle.Version), time.Time{}
+	return r.startStage(ro, st, stages, bundle, st.Stage+1), nil
+}
+
+// ztunnelStage steps the stage after the waypoints: ztunnel, node by node.
+func (r *Runner) ztunnelStage(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, cmd Command, unhealthy []string) ([]string, error) {
+	switch cmd {
+	case CommandPause:
+		st.Phase, st.Message = PhasePaused, "paused by command in stage ztunnel"
+		return nil, nil
+	case CommandAbort:
+		return r.revert(st, "aborted by command in stage ztunnel, ztunnel left as it is", nil), nil
+	case CommandRollback:
+		return r.revert(st, "rolled back by command in stage ztunnel, ztunnel left as it is", keys(st.Previous)), nil
+	}
+	if st.Phase == PhasePaused && cmd != CommandResume && !strings.HasPrefix(st.Message, "paused: ") {
 		return nil, nil
 	}
-	return r.startStage(ro, st, stages, bundle, st.Stage+1), nil
+	st.Phase = PhaseProgressing
+	return nil, r.stepZtunnel(ctx, ro, st, b, unhealthy)
 }
 
 // startStage moves stage i's namespaces to the bundle, or pauses before a
 // manual stage that is not promoted.
 func (r *Runner) startStage(ro *meshspec.DataplaneRollout, st *State, stages []Stage, b Bundle, i int) []string {
 	st.Stage, st.StageName, st.HealthySince = i, "", time.Time{}
-	if len(stages) == 0 {
-		st.Phase, st.Message = PhaseSucceeded, "no waypoint stages"
+	if i == len(stages) {
+		if ro.Spec.Ztunnel == nil {
+			st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s", b.Version)
+			return nil
+		}
+		st.StageName, st.Phase, st.StageStarted = "ztunnel", PhaseProgressing, r.now()
+		st.Message = fmt.Sprintf("waypoints done; ztunnel moves to %s %s", b.Ztunnel, ro.Spec.Ztunnel.Strategy)
 		return nil
 	}
 	stage := stages[i]

@@ -67,6 +67,9 @@ type State struct {
 	// Previous is each touched namespace's image before the rollout; empty
 	// means istiod's default.
 	Previous map[string]string `json:"previous,omitempty"`
+	// Ztunnel is the progress of the ztunnel stage, which follows the
+	// waypoint stages.
+	Ztunnel *ZtunnelState `json:"ztunnel,omitempty"`
 	// Command waits for the next step.
 	Command Command `json:"command,omitempty"`
 }

@@ -264,3 +264,75 @@ spec:
 		}
 	}
 }
+
+func TestRollout_ZtunnelNodeByNode(t *testing.T) {
+	f := newFleet(t, 1)
+	ctx := context.Background()
+	old := "docker.io/istio/ztunnel:1.30.0"
+	labels := map[string]string{"app": "ztunnel"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: dataplane.ZtunnelName, Namespace: "istio-system"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector:       &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: old}}},
+			},
+		},
+	}
+	if err := f.client.Create(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.client.Delete(context.Background(), ds) })
+	// pods are ztunnel's pods by node: image and readiness.
+	pods := func() map[string]string {
+		list := &corev1.PodList{}
+		if err := f.client.List(ctx, list, client.InNamespace("istio-system"), client.MatchingLabels(labels)); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range list.Items {
+			ready := false
+			for _, c := range p.Status.Conditions {
+				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+			}
+			if ready && p.DeletionTimestamp == nil {
+				out[p.Spec.NodeName] = p.Spec.Containers[0].Image
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(pods()) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ztunnel never ran on 3 nodes: %v", pods())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	f.write(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  ztunnel: {strategy: node-by-node, maxUnavailable: 1}
+`)
+	b, _ := dataplane.Lookup("1.31.1")
+	start := time.Now()
+	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
+		p := pods()
+		if len(p) < 2 {
+			t.Fatalf("more than maxUnavailable=1 node without a ready ztunnel: %v", p)
+		}
+	})
+	if got := st.Ztunnel.Replaced; len(got) != 3 || got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
+		t.Fatalf("want 3 nodes replaced one at a time, got %v", got)
+	}
+	for node, img := range pods() {
+		if img != b.Ztunnel {
+			t.Errorf("node %s runs ztunnel %s, want %s", node, img, b.Ztunnel)
+		}
+	}
+	t.Logf("ztunnel replaced node by node in %s, in the order %v; %s", time.Since(start).Round(time.Millisecond), st.Ztunnel.Replaced, st.Message)
+}
