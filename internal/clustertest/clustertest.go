@@ -46,8 +46,13 @@ func run(m *testing.M, opts localcluster.Options) int {
 	defer cancel()
 	c, err := localcluster.Start(ctx, opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "local cluster:", err)
-		return 1
+		// Packages start their clusters in parallel, and a free port picked
+		// by one can be taken by another before it binds: try once more.
+		fmt.Fprintln(os.Stderr, "local cluster, trying again:", err)
+		if c, err = localcluster.Start(ctx, opts); err != nil {
+			fmt.Fprintln(os.Stderr, "local cluster:", err)
+			return 1
+		}
 	}
 	fmt.Fprintf(os.Stderr, "local cluster up in %s\n", c.StartupTime().Round(time.Millisecond))
 	cluster = c

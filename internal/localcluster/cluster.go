@@ -113,7 +113,8 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if m := Missing(opts.BinDir); len(m) > 0 {
 		return nil, fmt.Errorf("local cluster needs %s in %s; run make tools", strings.Join(m, ", "), opts.BinDir)
 	}
-	c = &Cluster{opts: opts}
+	started := &Cluster{opts: opts}
+	c = started
 	if c.opts.StateDir == "" {
 		if c.opts.StateDir, err = os.MkdirTemp("", "meshcd-cluster-"); err != nil {
 			return nil, err
@@ -122,7 +123,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	defer func() {
 		if err != nil {
-			_ = c.Stop()
+			_ = started.Stop() // c is nil by now
 		}
 	}()
 	start := time.Now()

@@ -3,6 +3,9 @@ package localcluster_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -195,5 +198,27 @@ func TestCluster_TwoSideBySideAndNoOrphansAfterStop(t *testing.T) {
 	// The first cluster is unaffected.
 	if err := clustertest.Client(t).List(ctx, &corev1.NamespaceList{}); err != nil {
 		t.Fatalf("first cluster broken after the second stopped: %v", err)
+	}
+}
+
+func TestStart_AFailedStartReturnsItsErrorAndLeavesNoProcess(t *testing.T) {
+	clustertest.Cluster(t) // the binaries are there
+	state := t.TempDir()
+	// Time runs out while the control plane is still starting.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := localcluster.Start(ctx, localcluster.Options{StateDir: state})
+	if err == nil {
+		t.Fatalf("a cluster started in 2 s; the test needs a start that fails: %v", c.Pids())
+	}
+	t.Logf("failed start: %v", err)
+	// Nothing started for it still runs: no process names its state dir.
+	time.Sleep(200 * time.Millisecond)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), state) {
+			t.Errorf("still running after a failed start: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
 	}
 }
