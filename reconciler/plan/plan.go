@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
@@ -40,18 +41,22 @@ type Plan struct {
 	// Introduced are findings the head has and the base has not; Fixed the reverse.
 	Introduced []rules.Finding `json:"introduced"`
 	Fixed      []rules.Finding `json:"fixed"`
+	// Rollouts say what the head does to each DataplaneRollout: which stage
+	// starts and which namespaces and nodes it touches.
+	Rollouts []string `json:"rollouts,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
 }
 
 // HasChanges reports whether merging the head changes any object.
-func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 }
+func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 || len(p.Rollouts) > 0 }
 
 // Compute renders both directories and compares them. base may be empty,
 // for a repository whose base has no spec yet.
 func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (*Plan, error) {
 	p := &Plan{Base: baseRev, Head: headRev, Changes: []Change{}, Introduced: []rules.Finding{}, Fixed: []rules.Finding{}}
 	var before []*unstructured.Unstructured
+	var beforeRollouts []*meshspec.DataplaneRollout
 	var beforeFindings []rules.Finding
 	if baseDir != "" {
 		b, err := renderer.Render(baseDir, opts)
@@ -59,6 +64,7 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 			return nil, fmt.Errorf("base %s does not render: %w", baseRev, err)
 		}
 		before, beforeFindings = b.Objects, rules.Check(b.Objects, rules.Options{Origin: b.Origin})
+		beforeRollouts = b.Spec.Rollouts
 	}
 	h, err := renderer.Render(headDir, opts)
 	if err != nil {
@@ -69,6 +75,7 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 	if err != nil {
 		return nil, err
 	}
+	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects)
 	p.Introduced = subtract(afterFindings, beforeFindings)
 	p.Fixed = subtract(beforeFindings, afterFindings)
 	return p, nil
@@ -175,6 +182,9 @@ func (p *Plan) Text() string {
 	}
 	for _, c := range p.Changes {
 		fmt.Fprintf(&b, "%s %s\n%s", symbol(c.Action), c.Object, c.Diff)
+	}
+	for _, l := range p.Rollouts {
+		fmt.Fprintf(&b, "rollout: %s\n", l)
 	}
 	for _, l := range p.Live {
 		fmt.Fprintf(&b, "live: %s\n", l)

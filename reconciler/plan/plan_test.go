@@ -140,3 +140,54 @@ func TestMarkdown_FitsTheLimitLargestDiffsFirst(t *testing.T) {
 		t.Fatal("the second largest fits once the largest is out, and stays")
 	}
 }
+
+func rolloutSpec(bundle, promote, stages string) string {
+	return `apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "` + bundle + `"
+  promote: "` + promote + `"
+  waypoints: {stages: [` + stages + `]}
+  ztunnel: {strategy: node-by-node}
+`
+}
+
+func TestCompute_SaysWhichRolloutStageAChangeMoves(t *testing.T) {
+	shop := strings.ReplaceAll(ns, "hello", "shop")
+	stages := `{name: canary, namespaces: [hello]}, {name: rest, namespaces: ["*"], approval: manual}`
+	dir := func(bundle, promote, stages string) string {
+		return writeDir(t, map[string]string{"ns.yaml": ns, "shop.yaml": shop, "rollout.yaml": rolloutSpec(bundle, promote, stages)})
+	}
+	p, err := Compute("main", dir("1.31.0", "", stages), "bump", dir("1.31.1", "", stages), renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 0 || !p.HasChanges() || len(p.Rollouts) != 1 {
+		t.Fatalf("a bundle bump changes no object but is a change: %+v", p)
+	}
+	for _, want := range []string{"bundle 1.31.0 → 1.31.1", "canary (hello) → rest (shop) [manual] → ztunnel on every node, node-by-node (maxUnavailable 1)", "merging starts stage canary (hello)"} {
+		if !strings.Contains(p.Rollouts[0], want) {
+			t.Errorf("the plan lacks %q: %s", want, p.Rollouts[0])
+		}
+	}
+	if !strings.Contains(p.Markdown(60000), "### Data plane rollouts") {
+		t.Error("the PR comment has no rollout section")
+	}
+
+	p, err = Compute("main", dir("1.31.1", "", stages), "promote", dir("1.31.1", "rest", stages), renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rollouts) != 1 || p.Rollouts[0] != "DataplaneRollout proxies: promotes stage rest (shop), which starts on merge" {
+		t.Fatalf("promote: %q", p.Rollouts)
+	}
+
+	p, err = Compute("main", dir("1.31.1", "", stages), "bad", dir("1.31.1", "", `{name: canary, namespaces: [nope]}`), renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rollouts) != 1 || !strings.Contains(p.Rollouts[0], "would not start") || !strings.Contains(p.Rollouts[0], "namespace nope does not exist") {
+		t.Fatalf("a rollout that cannot start says why: %q", p.Rollouts)
+	}
+}
