@@ -336,3 +336,50 @@ spec:
 	}
 	t.Logf("ztunnel replaced node by node in %s, in the order %v; %s", time.Since(start).Round(time.Millisecond), st.Ztunnel.Replaced, st.Message)
 }
+
+func TestRollout_ARestartMidStageRedoesNothingAndSkipsNothing(t *testing.T) {
+	f := newFleet(t, 2)
+	f.write("")
+	if res := f.reconcile(); res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("before the rollout: %s %+v", res.Reason, res.Health)
+	}
+	before := f.image(f.names[1])
+	f.write(fmt.Sprintf(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  waypoints:
+    stages:
+      - {name: first, namespaces: [%s], gates: {programmed: true, ready: true, soak: 4s}}
+      - {name: second, namespaces: [%s]}
+`, f.names[0], f.names[1]))
+	if st := f.reconcile().Rollouts["proxies"]; st.Phase != dataplane.PhaseProgressing || st.StageName != "first" {
+		t.Fatalf("the rollout starts in stage first: %+v", st)
+	}
+
+	// meshcd is killed mid-stage; a new one takes over.
+	opts := reconciler.DefaultOptions()
+	opts.Name, opts.HealthHold = f.ns, time.Second
+	f.rec = reconciler.New(f.client, opts)
+	f.writes.take()
+	st := f.reconcile().Rollouts["proxies"]
+	if st.StageName != "first" || st.Phase != dataplane.PhaseProgressing {
+		t.Fatalf("after the restart the rollout is in %s %s, want Progressing in first", st.Phase, st.StageName)
+	}
+	_, seen := f.writes.take()
+	for _, w := range seen {
+		if strings.Contains(w, "/gateways/") {
+			t.Fatalf("the restarted meshcd wrote a Gateway again: %v", seen)
+		}
+	}
+	if img := f.image(f.names[1]); img != before {
+		t.Fatalf("the restart skipped ahead: the second stage runs %s", img)
+	}
+	f.until("proxies", dataplane.PhaseSucceeded, nil)
+	for _, ns := range f.names {
+		if img := f.image(ns); img != target {
+			t.Errorf("namespace %s runs %s, want %s", ns, img, target)
+		}
+	}
+}
