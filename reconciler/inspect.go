@@ -6,7 +6,11 @@ import (
 	"sort"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
 
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/drift"
@@ -45,6 +49,9 @@ type Diff struct {
 	// Stale lists the objects the inventory owns that the render no longer
 	// has: an apply would prune them.
 	Stale []string `json:"stale"`
+	// Order says which waypoint labels would wait for their waypoint, and
+	// which waypoints would be deleted only after the labels move off.
+	Order []string `json:"order,omitempty"`
 }
 
 // HasChanges reports whether an apply would write anything.
@@ -71,10 +78,50 @@ func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range old.Stale(next) {
+	stale := old.Stale(next)
+	for _, e := range stale {
 		out.Stale = append(out.Stale, e.String())
 	}
+	if out.Order, err = r.order(ctx, desired, stale); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// order is apply.Sequence from the live labels of the partial objects
+// involved (desired or stale) and the stale Gateways to desired.
+func (r *Reconciler) order(ctx context.Context, desired []*unstructured.Unstructured, stale []inventory.Entry) ([]string, error) {
+	var before, involved []*unstructured.Unstructured
+	for _, o := range desired {
+		if o.GetAnnotations()[ambient.AnnotationOwnership] == ambient.OwnershipPartial {
+			involved = append(involved, o)
+		}
+	}
+	for _, e := range stale {
+		o, err := e.Object()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case e.Partial:
+			involved = append(involved, o)
+		case o.GroupVersionKind().GroupKind() == ambient.GatewayGK:
+			before = append(before, o)
+		}
+	}
+	for _, o := range involved {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		err := r.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s read failed: %w", o.GetKind(), client.ObjectKeyFromObject(o), err)
+		}
+		before = append(before, live)
+	}
+	return apply.Sequence(before, desired), nil
 }
 
 // Drift reports, once, every object of dir whose live state differs from it.

@@ -295,7 +295,7 @@ func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, re
 		return fmt.Errorf("health read-back failed: %w", err)
 	}
 	res.Reason = ReasonSucceeded
-	if res.Applied.Count(apply.Waiting) > 0 {
+	if res.Applied.Count(apply.Waiting)+res.Pruned.Count(apply.Waiting) > 0 {
 		res.Reason = ReasonProgressing
 	}
 	for _, h := range reports {

@@ -67,5 +67,8 @@ func writeDiff(w io.Writer, d *reconciler.Diff, output string) error {
 	for _, s := range d.Stale {
 		fmt.Fprintf(w, "- %s (pruned)\n", s)
 	}
+	for _, s := range d.Order {
+		fmt.Fprintf(w, "order: %s\n", s)
+	}
 	return nil
 }

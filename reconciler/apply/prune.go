@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +18,11 @@ import (
 
 // Prune removes the stale entries: labels first (partially owned objects
 // lose meshcd's labels, so traffic leaves a waypoint before it goes), then
-// whole objects, waypoint Gateways last. An object that no longer carries
-// meshcd's label is left alone. It returns the entries that must stay in
-// the inventory because their removal failed.
+// whole objects, Gateways last. A Gateway that a Namespace or Service still
+// names as its waypoint waits, since deleting it would let that traffic
+// skip the waypoint's policies. An object that no longer carries meshcd's
+// label is left alone. It returns the entries that must stay in the
+// inventory: those whose removal failed or waits.
 func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSet, []inventory.Entry, error) {
 	cs := &ChangeSet{}
 	ordered := append([]inventory.Entry(nil), stale...)
@@ -34,6 +37,9 @@ func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSe
 			kept = append(kept, e)
 			errs = append(errs, err)
 			continue
+		}
+		if c.Action == Waiting {
+			kept = append(kept, e)
 		}
 		cs.add(c)
 	}
@@ -75,6 +81,17 @@ func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry) (Change, erro
 	if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
 		c.Action, c.Reason = Skipped, "no longer carries meshcd's label "+ambient.LabelManagedBy+"; left alone"
 		return c, nil
+	}
+	if live.GroupVersionKind().GroupKind() == ambient.GatewayGK {
+		names, err := m.namedBy(ctx, live.GetNamespace(), live.GetName())
+		if err != nil {
+			return c, err
+		}
+		if len(names) > 0 {
+			c.Action = Waiting
+			c.Reason = fmt.Sprintf("%s still name it as their waypoint; it is deleted once their labels move off, so their traffic never skips a waypoint", strings.Join(names, ", "))
+			return c, nil
+		}
 	}
 	if e.Partial {
 		// Applying nothing as meshcd releases every field meshcd owned:

@@ -61,6 +61,13 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(p.Order) > 0 {
+		b.WriteString("### Waypoint order\n\n")
+		for _, l := range p.Order {
+			fmt.Fprintf(&b, "- %s\n", cell(l))
+		}
+		b.WriteString("\n")
+	}
 	if len(p.Rollouts) > 0 {
 		b.WriteString("### Data plane rollouts\n\n")
 		for _, l := range p.Rollouts {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -44,6 +45,9 @@ type Plan struct {
 	// Rollouts say what the head does to each DataplaneRollout: which stage
 	// starts and which namespaces and nodes it touches.
 	Rollouts []string `json:"rollouts,omitempty"`
+	// Order says which waypoint labels wait for their waypoint to be ready,
+	// and which waypoints are deleted only after the labels move off.
+	Order []string `json:"order,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
 }
@@ -75,6 +79,7 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 	if err != nil {
 		return nil, err
 	}
+	p.Order = apply.Sequence(before, h.Objects)
 	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects)
 	p.Introduced = subtract(afterFindings, beforeFindings)
 	p.Fixed = subtract(beforeFindings, afterFindings)
@@ -182,6 +187,9 @@ func (p *Plan) Text() string {
 	}
 	for _, c := range p.Changes {
 		fmt.Fprintf(&b, "%s %s\n%s", symbol(c.Action), c.Object, c.Diff)
+	}
+	for _, l := range p.Order {
+		fmt.Fprintf(&b, "order: %s\n", l)
 	}
 	for _, l := range p.Rollouts {
 		fmt.Fprintf(&b, "rollout: %s\n", l)

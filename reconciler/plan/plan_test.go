@@ -191,3 +191,32 @@ func TestCompute_SaysWhichRolloutStageAChangeMoves(t *testing.T) {
 		t.Fatalf("a rollout that cannot start says why: %q", p.Rollouts)
 	}
 }
+
+func TestCompute_ShowsTheWaypointOrder(t *testing.T) {
+	plain := strings.Replace(ns, "  waypoint: {}\n", "", 1)
+	renamed := strings.Replace(ns, "waypoint: {}", "waypoint: {name: waypoint-v2}", 1)
+	for _, tc := range []struct {
+		name, base, head string
+		want             []string
+	}{
+		{"enroll", plain, ns, []string{"Namespace hello: istio.io/use-waypoint=waypoint is written only once waypoint hello/waypoint is Programmed with an available replica and a ready endpoint; istio.io/dataplane-mode goes first"}},
+		{"rename", ns, renamed, []string{
+			"Namespace hello: istio.io/use-waypoint=waypoint-v2 is written only once waypoint hello/waypoint-v2 is Programmed with an available replica and a ready endpoint; until then it stays waypoint",
+			"Gateway hello/waypoint is deleted only after Namespace hello no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone",
+		}},
+		{"remove", ns, plain, []string{"Gateway hello/waypoint is deleted only after Namespace hello no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Compute("base", writeDir(t, map[string]string{"ns.yaml": tc.base}), "head", writeDir(t, map[string]string{"ns.yaml": tc.head}), renderer.DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(p.Order, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("order:\n%s\nwant:\n%s", strings.Join(p.Order, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if md := p.Markdown(MaxComment); !strings.Contains(md, "### Waypoint order\n\n- "+tc.want[0]) {
+				t.Fatalf("the Markdown plan lacks the order:\n%s", md)
+			}
+		})
+	}
+}
