@@ -208,7 +208,9 @@ func (e *env) namespaceLabel(key string) string {
 }
 
 func TestEnrollment_TheLabelWaitsForPodsThatCanRun(t *testing.T) {
-	e := newEnv(t, func(o *reconciler.Options) { o.Apply.WaypointTimeout, o.HealthTimeout, o.HealthHold = 3*time.Second, 5*time.Second, time.Second })
+	e := newEnv(t, func(o *reconciler.Options) {
+		o.Apply.WaypointTimeout, o.HealthTimeout, o.HealthHold = 3*time.Second, 5*time.Second, time.Second
+	})
 	rec := record(t, e.ns)
 	uncordon := cordon(t, e.client)
 	e.spec(map[string]string{"mesh.yaml": meshNamespace})
