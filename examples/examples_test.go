@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshcd/meshcd/renderer"
+	"github.com/meshcd/meshcd/renderer/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -53,6 +54,20 @@ func TestExamples_RenderAsGolden(t *testing.T) {
 			}
 			if !bytes.Equal(got.Bytes(), want) {
 				t.Fatalf("%s renders differently from %s; run go test ./examples -update if intended", dir, file)
+			}
+		})
+	}
+}
+
+func TestExamples_ValidateClean(t *testing.T) {
+	for name, dir := range specs {
+		t.Run(name, func(t *testing.T) {
+			b, err := renderer.Render(dir, renderer.DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range rules.Check(b.Objects, rules.Options{Origin: b.Origin}) {
+				t.Errorf("%s: %s %s %s: %s", dir, f.Severity, f.Rule, f.Object, f.Message)
 			}
 		})
 	}

@@ -66,6 +66,11 @@ func (s *Set) completeNamespace(n *MeshNamespace, root string) error {
 			sp.UseWaypoint = UseWaypointNamespace
 		}
 	}
+	if sp.WaypointOnly && sp.Waypoint != nil && sp.UseWaypoint != UseWaypointNamespace {
+		p := &problems{d: s.docs[nsRef(n.Name)], object: KindMeshNamespace + " " + n.Name}
+		p.add("spec.waypointOnly", "the waypoint-only guard covers every pod of the namespace, so all Service traffic must use the waypoint; set useWaypoint: namespace (with a waypoint for service or all), or guard single services with MeshService spec.waypointOnly")
+		return p.err()
+	}
 	return nil
 }
 
@@ -151,6 +156,9 @@ func (s *Set) checkWaypoint(svc *MeshService) error {
 	}
 	if sp.JWT != nil {
 		needs("spec.jwt", "JWT validation")
+	}
+	if sp.WaypointOnly {
+		needs("spec.waypointOnly", "the waypoint-only guard")
 	}
 	for i, r := range sp.Access {
 		if r.IsL7() {

@@ -79,6 +79,17 @@ type MeshNamespaceSpec struct {
 	// rule gets through.
 	// +optional
 	DefaultDeny bool `json:"defaultDeny,omitempty"`
+
+	// WaypointOnly refuses, at ztunnel, all traffic to the namespace's pods
+	// that does not come from its waypoint (or from a canary waypoint while
+	// a rollout runs one): a missing or broken waypoint then means refused
+	// traffic, not traffic that skips the waypoint's policies. Every access
+	// rule of the namespace's services is then enforced at the waypoint.
+	// Direct pod-to-pod traffic, probes from other meshed pods and traffic
+	// from outside the mesh are refused too. Needs a waypoint and
+	// useWaypoint: namespace.
+	// +optional
+	WaypointOnly bool `json:"waypointOnly,omitempty"`
 }
 
 // DataplaneMode is the value of the istio.io/dataplane-mode label.
@@ -209,6 +220,13 @@ type MeshServiceSpec struct {
 	// JWT validates end-user tokens at the waypoint.
 	// +optional
 	JWT *JWT `json:"jwt,omitempty"`
+
+	// WaypointOnly refuses, at ztunnel, all traffic to the Service's pods
+	// (those its selector matches) that does not come from its waypoint, so
+	// that its waypoint policies cannot be skipped; every access rule is
+	// then enforced at the waypoint. Direct calls to the pods are refused.
+	// +optional
+	WaypointOnly bool `json:"waypointOnly,omitempty"`
 }
 
 // Route is one routing rule: requests that fit Match go to Backends.

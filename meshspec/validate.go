@@ -65,6 +65,9 @@ func validateNamespace(o *MeshNamespace, d *document) error {
 	if s.Dataplane == DataplaneNone && s.Waypoint != nil {
 		p.add("spec.waypoint", "a waypoint serves ambient workloads only; remove it or set dataplane: ambient")
 	}
+	if s.WaypointOnly && s.Waypoint == nil {
+		p.add("spec.waypointOnly", "the waypoint-only guard admits only the waypoint's traffic and needs a waypoint; add spec.waypoint")
+	}
 	if s.Waypoint == nil && (s.UseWaypoint == UseWaypointNamespace || s.UseWaypoint == UseWaypointServices) {
 		p.add("spec.useWaypoint", "useWaypoint %q needs a waypoint; add spec.waypoint", s.UseWaypoint)
 	}

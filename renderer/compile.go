@@ -110,11 +110,16 @@ func (b *builder) namespace(n *meshspec.MeshNamespace) {
 			"mtls": map[string]any{"mode": string(sp.MTLS)},
 		}))
 	}
+	if sp.WaypointOnly {
+		// The guard: ztunnel admits only the waypoint's identity, so traffic
+		// that skips the waypoint is refused instead of unchecked.
+		b.emit(waypointOnly(ns, "waypoint-only", nil, b.principal(ns, sp.Waypoint.Name)))
+	}
 	if sp.DefaultDeny {
 		// An ALLOW policy without rules allows nothing: ztunnel denies all
 		// traffic not admitted by another policy.
 		b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, "default-deny"), map[string]any{}))
-		if w := sp.Waypoint; w != nil {
+		if w := sp.Waypoint; w != nil && !sp.WaypointOnly {
 			// Traffic through the waypoint reaches pods from the waypoint's
 			// identity; without this, default deny would cut it off.
 			b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, "allow-waypoint"), map[string]any{
@@ -123,6 +128,17 @@ func (b *builder) namespace(n *meshspec.MeshNamespace) {
 			}))
 		}
 	}
+}
+
+// waypointOnly is the ztunnel-enforced guard that admits only the waypoint
+// principal to the pods selector matches (all pods of the namespace when
+// nil). A rollout's canary waypoint is added to it while one runs.
+func waypointOnly(ns, name string, selector map[string]string, principal string) *unstructured.Unstructured {
+	spec := map[string]any{"action": "ALLOW", "rules": []any{fromPrincipals(principal)}}
+	if selector != nil {
+		spec["selector"] = map[string]any{"matchLabels": stringMap(selector)}
+	}
+	return withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name), spec)
 }
 
 // partialNamespace keeps only the labels and annotations of a Namespace
@@ -197,7 +213,11 @@ func (b *builder) service(s *meshspec.MeshService) {
 			}))
 		}
 	}
-	b.access(s, w)
+	guarded := w != nil && (sp.WaypointOnly || b.set.Namespace(ns).Spec.WaypointOnly)
+	if w != nil && sp.WaypointOnly && !b.set.Namespace(ns).Spec.WaypointOnly {
+		b.emit(waypointOnly(ns, name+"-waypoint-only", sp.Selector, b.principal(ns, w.Name)))
+	}
+	b.access(s, w, guarded)
 	if j := sp.JWT; j != nil {
 		rule := map[string]any{"issuer": j.Issuer, "jwksUri": j.JWKSURI}
 		if len(j.Audiences) > 0 {
@@ -223,8 +243,10 @@ func (b *builder) service(s *meshspec.MeshService) {
 // access compiles access rules to where ambient enforces them. Behind a
 // waypoint every rule is enforced there, where the caller's identity is
 // seen; ztunnel keeps the L4 rules for traffic that bypasses the waypoint
-// and admits the waypoint itself.
-func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint) {
+// and admits the waypoint itself. Under the waypoint-only guard no traffic
+// bypasses the waypoint, and ztunnel keeps no rule of its own: an ALLOW
+// rule there would admit its sources past the guard.
+func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint, guarded bool) {
 	sp := &s.Spec
 	if len(sp.Access) == 0 {
 		return
@@ -239,7 +261,7 @@ func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint) {
 		}
 	}
 	selector := map[string]any{"matchLabels": stringMap(sp.Selector)}
-	if len(l4) > 0 {
+	if len(l4) > 0 && !guarded {
 		b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name+"-l4"), map[string]any{
 			"selector": selector, "action": "ALLOW", "rules": l4,
 		}))
@@ -250,6 +272,9 @@ func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint) {
 	b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name+"-l7"), map[string]any{
 		"targetRefs": serviceRef(name), "action": "ALLOW", "rules": all,
 	}))
+	if guarded {
+		return // the guard admits the waypoint
+	}
 	b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name+"-allow-waypoint"), map[string]any{
 		"selector": selector, "action": "ALLOW", "rules": []any{fromPrincipals(b.principal(ns, w.Name))},
 	}))
