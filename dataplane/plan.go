@@ -75,6 +75,13 @@ func describeStages(r *meshspec.DataplaneRollout, stages []Stage) string {
 		if s.Approval == meshspec.ApprovalManual {
 			d += " [manual]"
 		}
+		if s.Strategy == meshspec.StrategyCanary {
+			var w []string
+			for _, x := range s.Steps {
+				w = append(w, fmt.Sprint(x))
+			}
+			d += " [canary " + strings.Join(w, "→") + "%, then promote]"
+		}
 		parts = append(parts, d)
 	}
 	if z := r.Spec.Ztunnel; z != nil {

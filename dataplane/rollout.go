@@ -22,11 +22,11 @@ import (
 // DefaultGateTimeout bounds a stage whose gates set no timeout.
 const DefaultGateTimeout = 10 * time.Minute
 
-// Pinned returns objs with each namespace's pinned proxy image written on
+// pinned returns objs with each namespace's pinned proxy image written on
 // its waypoint Gateways, as the sidecar.istio.io/proxyImage annotation that
 // istiod renders into the waypoint Deployment. The Gateways it changes are
 // copies; objs is left as it was.
-func Pinned(objs []*unstructured.Unstructured, pins map[string]string) []*unstructured.Unstructured {
+func pinned(objs []*unstructured.Unstructured, pins map[string]string) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
 		out[i] = o
@@ -47,12 +47,11 @@ func Pinned(objs []*unstructured.Unstructured, pins map[string]string) []*unstru
 }
 
 // Runner steps rollouts: one transition per rollout per Step, every
-// decision stored before it is acted on.
+// decision stored before it is acted on. It writes only the states; the
+// reconcile applies what they say (Overlay).
 type Runner struct {
 	Client client.Client
 	Store  *Store
-	// Apply writes objects the way the reconcile does.
-	Apply func(ctx context.Context, objs []*unstructured.Unstructured) error
 	// Istiod is istiod's version for the skew check; empty skips it.
 	Istiod string
 	// ZtunnelNamespace holds the ztunnel DaemonSet; empty means istio-system.
@@ -62,79 +61,68 @@ type Runner struct {
 }
 
 // Step advances each rollout of the spec by at most one transition. objs
-// are the rendered objects (without pins); unhealthy names the objects
-// ("Kind namespace/name") the reconcile's read-back found unhealthy.
-func (r *Runner) Step(ctx context.Context, rollouts []*meshspec.DataplaneRollout, objs []*unstructured.Unstructured, unhealthy []string) (map[string]*State, error) {
+// are the rendered objects (without the overlay); unhealthy names the
+// objects ("Kind namespace/name") the reconcile's read-back found
+// unhealthy. moved reports whether what Overlay makes of the states
+// changed: the caller then applies it. The decision is stored first, so
+// that a restart in between finds it and applies it; a step that changed
+// nothing writes nothing.
+func (r *Runner) Step(ctx context.Context, rollouts []*meshspec.DataplaneRollout, objs []*unstructured.Unstructured, unhealthy []string) (states map[string]*State, moved bool, err error) {
 	if len(rollouts) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	states, version, err := r.Store.Load(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	view, err := r.view(ctx, objs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	before, err := json.Marshal(states)
+	before, overlayBefore, err := fingerprints(states)
 	if err != nil {
-		return nil, fmt.Errorf("rollout states: %w", err)
+		return nil, false, err
 	}
-	var touched []string
 	for _, ro := range rollouts {
 		st := states[ro.Name]
 		if st == nil {
 			st = &State{}
 			states[ro.Name] = st
 		}
-		moved, err := r.step(ctx, ro, st, view, unhealthy)
-		if err != nil {
-			return states, fmt.Errorf("DataplaneRollout %s: %w", ro.Name, err)
+		if err := r.step(ctx, ro, st, view, unhealthy); err != nil {
+			return states, false, fmt.Errorf("DataplaneRollout %s: %w", ro.Name, err)
 		}
-		touched = append(touched, moved...)
 	}
-	// The decision is stored before the waypoints change, so that a restart
-	// in between finds the new pins and applies them. A step that changed
-	// nothing writes nothing.
-	after, err := json.Marshal(states)
+	after, overlayAfter, err := fingerprints(states)
 	if err != nil {
-		return states, fmt.Errorf("rollout states: %w", err)
+		return states, false, err
 	}
 	if bytes.Equal(before, after) {
-		return states, nil
+		return states, false, nil
 	}
 	if err := r.Store.Save(ctx, states, version); err != nil {
-		return states, err
+		return states, false, err
 	}
-	if len(touched) == 0 {
-		return states, nil
-	}
-	return states, r.applyPins(ctx, objs, states, touched)
+	return states, !bytes.Equal(overlayBefore, overlayAfter), nil
 }
 
-// applyPins re-applies the waypoint Gateways of namespaces with the merged
-// pins of every rollout.
-func (r *Runner) applyPins(ctx context.Context, objs []*unstructured.Unstructured, states map[string]*State, namespaces []string) error {
-	pins := map[string]string{}
-	for _, st := range states {
-		for ns, img := range st.Pins {
-			pins[ns] = img
-		}
+// fingerprints encodes the states whole, and the part Overlay reads.
+func fingerprints(states map[string]*State) (all, overlay []byte, err error) {
+	if all, err = json.Marshal(states); err != nil {
+		return nil, nil, fmt.Errorf("rollout states: %w", err)
 	}
-	want := map[string]bool{}
-	for _, ns := range namespaces {
-		want[ns] = true
+	type applied struct {
+		Pins   map[string]string
+		Canary *CanaryState
 	}
-	var gws []*unstructured.Unstructured
-	for _, o := range objs {
-		if want[o.GetNamespace()] && isWaypoint(o) {
-			gws = append(gws, o)
-		}
+	o := map[string]applied{}
+	for n, st := range states {
+		o[n] = applied{st.Pins, st.Canary}
 	}
-	if err := r.Apply(ctx, Pinned(gws, pins)); err != nil {
-		return fmt.Errorf("waypoint Gateways of %s apply failed: %w", strings.Join(namespaces, ", "), err)
+	if overlay, err = json.Marshal(o); err != nil {
+		return nil, nil, fmt.Errorf("rollout states: %w", err)
 	}
-	return nil
+	return all, overlay, nil
 }
 
 func (r *Runner) now() time.Time {
@@ -157,9 +145,8 @@ func (r *Runner) view(ctx context.Context, objs []*unstructured.Unstructured) (V
 	return v, nil
 }
 
-// step makes one transition of one rollout and returns the namespaces
-// whose pins changed.
-func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, view View, unhealthy []string) ([]string, error) {
+// step makes one transition of one rollout.
+func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, view View, unhealthy []string) error {
 	bundle, stages, perr := Preflight(ro, r.Istiod, view)
 	cmd := st.Command
 	st.Command = ""
@@ -169,30 +156,32 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 		// namespaces ran before any rollout touched them.
 		if perr != nil {
 			st.Bundle, st.Phase, st.Message = ro.Spec.Bundle, PhasePending, perr.Error()
-			return nil, nil
+			return nil
 		}
 		st.Bundle = ro.Spec.Bundle
-		return r.startStage(ro, st, stages, bundle, 0), nil
+		r.startStage(ro, st, stages, bundle, 0)
+		return nil
 	}
 	switch st.Phase {
 	case PhasePending:
 		if perr != nil {
 			st.Message = perr.Error()
-			return nil, nil
+			return nil
 		}
-		return r.startStage(ro, st, stages, bundle, 0), nil
+		r.startStage(ro, st, stages, bundle, 0)
+		return nil
 	case PhaseSucceeded, PhaseRolledBack:
 		if cmd == CommandRollback && st.Phase == PhaseSucceeded {
-			return r.revert(st, "rolled back by command", keys(st.Previous)), nil
+			r.revert(st, "rolled back by command", keys(st.Previous))
 		}
-		return nil, nil
+		return nil
 	case PhaseFailed:
-		return nil, r.settleRollback(ctx, st, bundle, view)
+		return r.settleRollback(ctx, st, bundle, view)
 	}
 	if perr != nil {
 		// The namespaces changed under a running rollout: hold it.
 		st.Phase, st.Message = PhasePaused, "paused: "+perr.Error()
-		return nil, nil
+		return nil
 	}
 	if st.Stage >= len(stages) {
 		return r.ztunnelStage(ctx, ro, st, bundle, cmd, unhealthy)
@@ -200,33 +189,42 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 	stage := stages[st.Stage]
 	switch cmd {
 	case CommandAbort:
-		return r.revert(st, "aborted by command in stage "+stage.Name, stage.Resolved), nil
+		r.revert(st, "aborted by command in stage "+stage.Name, stage.Resolved)
+		return nil
 	case CommandRollback:
-		return r.revert(st, "rolled back by command in stage "+stage.Name, keys(st.Previous)), nil
+		r.revert(st, "rolled back by command in stage "+stage.Name, keys(st.Previous))
+		return nil
 	case CommandPause:
 		st.Phase, st.Message = PhasePaused, "paused by command in stage "+stage.Name
-		return nil, nil
+		return nil
 	}
+	// started: the stage has changed something already.
+	started := st.Canary != nil || (len(st.Pins) > 0 && st.Pins[stage.Resolved[0]] == bundle.Proxy)
 	if st.Phase == PhasePaused {
 		switch {
 		case awaitsApproval(ro, stage.Stage):
-			return nil, nil
+			return nil
 		case cmd == CommandResume || strings.HasPrefix(st.Message, "paused: "):
-			if len(st.Pins) == 0 || st.Pins[stage.Resolved[0]] != bundle.Proxy {
-				return r.startStage(ro, st, stages, bundle, st.Stage), nil
+			if !started {
+				r.startStage(ro, st, stages, bundle, st.Stage)
+				return nil
 			}
 			st.Phase, st.Message = PhaseProgressing, "resumed in stage "+stage.Name
-		case st.Pins[stage.Resolved[0]] != bundle.Proxy:
+		case !started:
 			// Paused for approval and now promoted.
-			return r.startStage(ro, st, stages, bundle, st.Stage), nil
+			r.startStage(ro, st, stages, bundle, st.Stage)
+			return nil
 		default:
-			return nil, nil
+			return nil
 		}
+	}
+	if st.Canary != nil {
+		return r.stepCanary(ctx, ro, st, stages, stage, bundle, view, unhealthy)
 	}
 
 	ok, why, err := r.gates(ctx, stage, bundle, view, unhealthy)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := r.now()
 	if !ok {
@@ -236,10 +234,11 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 			timeout = stage.Gates.Timeout.Duration
 		}
 		if now.Sub(st.StageStarted) > timeout {
-			return r.revert(st, fmt.Sprintf("stage %s failed its gates within %s: %s", stage.Name, timeout, why), stage.Resolved), nil
+			r.revert(st, fmt.Sprintf("stage %s failed its gates within %s: %s", stage.Name, timeout, why), stage.Resolved)
+			return nil
 		}
 		st.Message = "stage " + stage.describe() + " waits: " + why
-		return nil, nil
+		return nil
 	}
 	if st.HealthySince.IsZero() {
 		st.HealthySince = now
@@ -250,47 +249,50 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 	}
 	if held := now.Sub(st.HealthySince); held < soak {
 		st.Message = fmt.Sprintf("stage %s soaks: healthy for %s of %s", stage.describe(), held.Round(time.Second), soak)
-		return nil, nil
+		return nil
 	}
-	return r.startStage(ro, st, stages, bundle, st.Stage+1), nil
+	r.startStage(ro, st, stages, bundle, st.Stage+1)
+	return nil
 }
 
 // ztunnelStage steps the stage after the waypoints: ztunnel, node by node.
-func (r *Runner) ztunnelStage(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, cmd Command, unhealthy []string) ([]string, error) {
+func (r *Runner) ztunnelStage(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, cmd Command, unhealthy []string) error {
 	switch cmd {
 	case CommandPause:
 		st.Phase, st.Message = PhasePaused, "paused by command in stage ztunnel"
-		return nil, nil
+		return nil
 	case CommandAbort:
-		return r.revert(st, "aborted by command in stage ztunnel, ztunnel left as it is", nil), nil
+		r.revert(st, "aborted by command in stage ztunnel, ztunnel left as it is", nil)
+		return nil
 	case CommandRollback:
-		return r.revert(st, "rolled back by command in stage ztunnel, ztunnel left as it is", keys(st.Previous)), nil
+		r.revert(st, "rolled back by command in stage ztunnel, ztunnel left as it is", keys(st.Previous))
+		return nil
 	}
 	if st.Phase == PhasePaused && cmd != CommandResume && !strings.HasPrefix(st.Message, "paused: ") {
-		return nil, nil
+		return nil
 	}
 	st.Phase = PhaseProgressing
-	return nil, r.stepZtunnel(ctx, ro, st, b, unhealthy)
+	return r.stepZtunnel(ctx, ro, st, b, unhealthy)
 }
 
-// startStage moves stage i's namespaces to the bundle, or pauses before a
-// manual stage that is not promoted.
-func (r *Runner) startStage(ro *meshspec.DataplaneRollout, st *State, stages []Stage, b Bundle, i int) []string {
+// startStage moves stage i's namespaces to the bundle (or starts their
+// canaries), or pauses before a manual stage that is not promoted.
+func (r *Runner) startStage(ro *meshspec.DataplaneRollout, st *State, stages []Stage, b Bundle, i int) {
 	st.Stage, st.StageName, st.HealthySince = i, "", time.Time{}
 	if i == len(stages) {
 		if ro.Spec.Ztunnel == nil {
 			st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s", b.Version)
-			return nil
+			return
 		}
 		st.StageName, st.Phase, st.StageStarted = "ztunnel", PhaseProgressing, r.now()
 		st.Message = fmt.Sprintf("waypoints done; ztunnel moves to %s %s", b.Ztunnel, ro.Spec.Ztunnel.Strategy)
-		return nil
+		return
 	}
 	stage := stages[i]
 	st.StageName = stage.Name
 	if awaitsApproval(ro, stage.Stage) {
 		st.Phase, st.Message = PhasePaused, fmt.Sprintf("stage %s waits for approval: commit `promote: %s` to start it", stage.describe(), stage.Name)
-		return nil
+		return
 	}
 	if st.Pins == nil {
 		st.Pins = map[string]string{}
@@ -302,20 +304,26 @@ func (r *Runner) startStage(ro *meshspec.DataplaneRollout, st *State, stages []S
 		if _, seen := st.Previous[ns]; !seen {
 			st.Previous[ns] = st.Pins[ns]
 		}
+	}
+	if stage.Strategy == meshspec.StrategyCanary {
+		r.startCanary(st, stage, b)
+		return
+	}
+	for _, ns := range stage.Resolved {
 		st.Pins[ns] = b.Proxy
 	}
 	st.Phase, st.StageStarted = PhaseProgressing, r.now()
 	st.Message = fmt.Sprintf("stage %s moves to %s", stage.describe(), b.Proxy)
-	return stage.Resolved
 }
 
 func awaitsApproval(ro *meshspec.DataplaneRollout, s meshspec.Stage) bool {
 	return s.Approval == meshspec.ApprovalManual && ro.Spec.Promote != s.Name
 }
 
-// revert puts namespaces back on their previous images and marks the
-// rollout Failed until they run them again.
-func (r *Runner) revert(st *State, why string, namespaces []string) []string {
+// revert removes a running canary, puts namespaces back on their previous
+// images and marks the rollout Failed until they run them again.
+func (r *Runner) revert(st *State, why string, namespaces []string) {
+	st.Canary = nil
 	for _, ns := range namespaces {
 		if prev := st.Previous[ns]; prev != "" {
 			st.Pins[ns] = prev
@@ -324,7 +332,6 @@ func (r *Runner) revert(st *State, why string, namespaces []string) []string {
 		}
 	}
 	st.Phase, st.Message, st.HealthySince = PhaseFailed, why+"; rolling back "+strings.Join(namespaces, ", "), time.Time{}
-	return namespaces
 }
 
 // settleRollback moves a Failed rollout to RolledBack once every
@@ -344,6 +351,9 @@ func (r *Runner) settleRollback(ctx context.Context, st *State, b Bundle, v View
 				return nil
 			}
 		}
+	}
+	if gone, err := r.canariesGone(ctx, v, keys(st.Previous)); err != nil || !gone {
+		return err
 	}
 	st.Phase = PhaseRolledBack
 	st.Message = strings.Replace(st.Message, "; rolling back", "; rolled back", 1)

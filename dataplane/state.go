@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +66,9 @@ type State struct {
 	// Previous is each touched namespace's image before the rollout; empty
 	// means istiod's default.
 	Previous map[string]string `json:"previous,omitempty"`
+	// Canary is the progress of the current stage when it is a canary
+	// stage; nil otherwise.
+	Canary *CanaryState `json:"canary,omitempty"`
 	// Ztunnel is the progress of the ztunnel stage, which follows the
 	// waypoint stages.
 	Ztunnel *ZtunnelState `json:"ztunnel,omitempty"`
@@ -125,26 +127,6 @@ func (s *Store) Save(ctx context.Context, states map[string]*State, version stri
 		return fmt.Errorf("rollout state %s/%s write failed: %w", s.Namespace, s.Name, err)
 	}
 	return nil
-}
-
-// Pins merges the images every rollout has written, by namespace.
-func (s *Store) Pins(ctx context.Context) (map[string]string, error) {
-	states, _, err := s.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(states))
-	for n := range states {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	pins := map[string]string{}
-	for _, n := range names {
-		for ns, img := range states[n].Pins {
-			pins[ns] = img
-		}
-	}
-	return pins, nil
 }
 
 // Send stores cmd for rollout name; the next step carries it out.

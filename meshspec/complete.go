@@ -98,8 +98,15 @@ func defaultService(svc *MeshService) {
 func defaultRollout(r *DataplaneRollout) {
 	if w := r.Spec.Waypoints; w != nil {
 		for i := range w.Stages {
-			if w.Stages[i].Approval == "" {
-				w.Stages[i].Approval = ApprovalAuto
+			st := &w.Stages[i]
+			if st.Approval == "" {
+				st.Approval = ApprovalAuto
+			}
+			if st.Strategy == "" {
+				st.Strategy = StrategyReplace
+			}
+			if st.Strategy == StrategyCanary && len(st.Steps) == 0 {
+				st.Steps = append([]int32(nil), DefaultCanarySteps...)
 			}
 		}
 	}

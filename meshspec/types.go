@@ -459,7 +459,37 @@ type Stage struct {
 	// +kubebuilder:default=auto
 	// +optional
 	Approval Approval `json:"approval,omitempty"`
+
+	// Strategy is how the stage moves its namespaces. "replace" pins each
+	// namespace's waypoint to the new bundle, which restarts it in place.
+	// "canary" runs a second waypoint on the new bundle beside it (the
+	// istio.io/use-waypoint-canary label), shifts new connections to it by
+	// the weights in steps, checking the gates at every step, then moves
+	// the primary to the new bundle and removes the canary. A failed gate,
+	// an abort or a rollback sets the weight to 0 and removes the canary;
+	// the primary is untouched until then.
+	// +kubebuilder:validation:Enum=replace;canary
+	// +kubebuilder:default=replace
+	// +optional
+	Strategy StageStrategy `json:"strategy,omitempty"`
+
+	// Steps are the canary's weights in percent, ascending and ending at
+	// 100. Default [5, 25, 50, 100].
+	// +optional
+	Steps []int32 `json:"steps,omitempty"`
 }
+
+// StageStrategy is how a waypoint stage moves a namespace to a bundle.
+type StageStrategy string
+
+// Stage strategies.
+const (
+	StrategyReplace StageStrategy = "replace"
+	StrategyCanary  StageStrategy = "canary"
+)
+
+// DefaultCanarySteps are the weights of a canary stage that sets none.
+var DefaultCanarySteps = []int32{5, 25, 50, 100}
 
 // Approval says whether a stage starts by itself.
 type Approval string

@@ -257,6 +257,21 @@ func validateRollout(o *DataplaneRollout, d *document) error {
 				dnsLabel(p, fmt.Sprintf("%s.namespaces[%d]", path, j), ns)
 			}
 			oneOf(p, path+".approval", string(st.Approval), "auto", "manual")
+			oneOf(p, path+".strategy", string(st.Strategy), "replace", "canary")
+			if len(st.Steps) > 0 && st.Strategy != StrategyCanary {
+				p.add(path+".steps", "steps are the weights of a canary; set strategy: canary or remove them")
+			}
+			for j, w := range st.Steps {
+				switch {
+				case w < 1 || w > 100:
+					p.add(fmt.Sprintf("%s.steps[%d]", path, j), "a weight is a percentage from 1 to 100, got %d", w)
+				case j > 0 && w <= st.Steps[j-1]:
+					p.add(fmt.Sprintf("%s.steps[%d]", path, j), "weights must rise: %d follows %d", w, st.Steps[j-1])
+				}
+			}
+			if n := len(st.Steps); n > 0 && st.Steps[n-1] != 100 {
+				p.add(fmt.Sprintf("%s.steps[%d]", path, n-1), "the last weight must be 100, so that the canary carries all traffic before it is promoted")
+			}
 		}
 		if rest >= 0 && rest != len(w.Stages)-1 {
 			p.add(fmt.Sprintf("spec.waypoints.stages[%d]", rest), `the stage with "*" (the rest) must be the last one`)

@@ -47,8 +47,17 @@ func record(t *testing.T, ns string) *recorder {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &recorder{}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var (
+		wg       sync.WaitGroup
+		watchers []watch.Interface
+	)
+	t.Cleanup(func() {
+		cancel()
+		for _, wi := range watchers {
+			wi.Stop()
+		}
+		wg.Wait()
+	})
 	for _, w := range []struct {
 		gvr  schema.GroupVersionResource
 		kind string
@@ -70,10 +79,10 @@ func record(t *testing.T, ns string) *recorder {
 		if err != nil {
 			t.Fatalf("watch %s: %v", w.kind, err)
 		}
+		watchers = append(watchers, wi)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer wi.Stop()
 			for ev := range wi.ResultChan() {
 				u, ok := ev.Object.(*unstructured.Unstructured)
 				if !ok {

@@ -19,14 +19,14 @@ import (
 	"github.com/meshcd/meshcd/renderer"
 )
 
-// Desired renders dir, pins the images rollouts have reached, and stamps
+// Desired renders dir, adds what the rollouts have reached, and stamps
 // every object as apply would send it.
 func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
 	bundle, err := renderer.Render(dir, r.opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
 	}
-	objs, err := r.pin(ctx, bundle.Objects)
+	objs, err := r.overlay(ctx, bundle.Objects)
 	if err != nil {
 		return nil, err
 	}

@@ -112,15 +112,7 @@ func New(c client.Client, opts Options) *Reconciler {
 		health: h,
 		store:  &inventory.Store{Client: c, Namespace: opts.Namespace, Name: "meshcd-inventory-" + opts.Name, FieldManager: ambient.FieldManager},
 	}
-	r.rollouts = &dataplane.Runner{
-		Client: c,
-		Store:  r.RolloutStore(),
-		Istiod: opts.IstiodVersion,
-		Apply: func(ctx context.Context, objs []*unstructured.Unstructured) error {
-			_, err := r.apply.Apply(ctx, objs)
-			return err
-		},
-	}
+	r.rollouts = &dataplane.Runner{Client: c, Store: r.RolloutStore(), Istiod: opts.IstiodVersion}
 	return r
 }
 
@@ -143,42 +135,64 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 		return res, err
 	}
 	rendered := bundle.Objects
-	if bundle.Objects, err = r.pin(ctx, rendered); err != nil {
-		res.Reason = ReasonInventoryFailed
-		return res, fmt.Errorf("nothing applied or pruned: %w", err)
-	}
-	old, next, err := r.recordIntent(ctx, bundle, res)
-	if err != nil {
-		return res, err
-	}
-	if res.Applied, err = r.apply.Apply(ctx, bundle.Objects); err != nil {
-		res.Reason = ReasonApplyFailed
-		return res, fmt.Errorf("apply failed, nothing pruned: %w", err)
-	}
-	if err := r.prune(ctx, old, next, res); err != nil {
+	if err := r.converge(ctx, bundle, rendered, res); err != nil {
 		return res, err
 	}
 	if err := r.readHealth(ctx, bundle, res); err != nil {
 		return res, err
 	}
-	return res, r.stepRollouts(ctx, bundle.Spec.Rollouts, rendered, res)
+	moved, err := r.stepRollouts(ctx, bundle.Spec.Rollouts, rendered, res)
+	if err != nil || !moved {
+		return res, err
+	}
+	// The rollouts moved: apply what their new states say now, not a
+	// reconcile later. Health is read by the next reconcile.
+	reason := res.Reason
+	if err := r.converge(ctx, bundle, rendered, res); err != nil {
+		return res, err
+	}
+	res.Reason = reason
+	return res, nil
 }
 
-// pin writes the proxy images the rollouts have reached on the waypoint
-// Gateways, so that a reconcile keeps, never undoes, a rollout's progress.
-func (r *Reconciler) pin(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
-	pins, err := r.rollouts.Store.Pins(ctx)
+// converge applies the rendered objects with the rollouts' overlay and
+// prunes what is stale: the intended inventory is stored first, and a
+// failed apply prunes nothing. Its change sets add to res's.
+func (r *Reconciler) converge(ctx context.Context, bundle *renderer.Bundle, rendered []*unstructured.Unstructured, res *Result) error {
+	var err error
+	if bundle.Objects, err = r.overlay(ctx, rendered); err != nil {
+		res.Reason = ReasonInventoryFailed
+		return fmt.Errorf("nothing applied or pruned: %w", err)
+	}
+	old, next, err := r.recordIntent(ctx, bundle, res)
+	if err != nil {
+		return err
+	}
+	applied, err := r.apply.Apply(ctx, bundle.Objects)
+	res.Applied = res.Applied.Merge(applied)
+	if err != nil {
+		res.Reason = ReasonApplyFailed
+		return fmt.Errorf("apply failed, nothing pruned: %w", err)
+	}
+	return r.prune(ctx, old, next, res)
+}
+
+// overlay adds what the rollouts have reached to the rendered objects:
+// pinned images and running canaries, so that a reconcile keeps, never
+// undoes, a rollout's progress.
+func (r *Reconciler) overlay(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	states, _, err := r.rollouts.Store.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return dataplane.Pinned(objs, pins), nil
+	return dataplane.Overlay(objs, states), nil
 }
 
 // stepRollouts moves each DataplaneRollout by one transition, judged with
-// this reconcile's read-back.
-func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.DataplaneRollout, rendered []*unstructured.Unstructured, res *Result) error {
+// this reconcile's read-back, and reports whether the overlay changed.
+func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.DataplaneRollout, rendered []*unstructured.Unstructured, res *Result) (bool, error) {
 	if len(rollouts) == 0 {
-		return nil
+		return false, nil
 	}
 	var unhealthy []string
 	for _, h := range res.Health {
@@ -186,13 +200,13 @@ func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.Data
 			unhealthy = append(unhealthy, h.Object)
 		}
 	}
-	states, err := r.rollouts.Step(ctx, rollouts, rendered, unhealthy)
+	states, moved, err := r.rollouts.Step(ctx, rollouts, rendered, unhealthy)
 	res.Rollouts = states
 	if err != nil {
 		res.Reason = ReasonRolloutFailed
-		return fmt.Errorf("rollout step failed: %w", err)
+		return false, fmt.Errorf("rollout step failed: %w", err)
 	}
-	return nil
+	return moved, nil
 }
 
 // validate runs the rule catalogue; an error finding not allowed stops the
@@ -264,7 +278,7 @@ func (r *Reconciler) prune(ctx context.Context, old, next *inventory.Inventory, 
 		res.PruneHeld = fmt.Sprintf("pruning %d of %d owned objects exceeds --max-prune %.0f%%; nothing pruned", len(stale), old.Len(), r.opts.MaxPrune*100)
 	default:
 		cs, kept, err := r.apply.Prune(ctx, stale)
-		res.Pruned = cs
+		res.Pruned = res.Pruned.Merge(cs)
 		keep = next.Union(&inventory.Inventory{Entries: kept})
 		if serr := r.store.Save(ctx, keep); serr != nil {
 			err = errors.Join(err, serr)

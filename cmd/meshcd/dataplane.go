@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -68,6 +69,9 @@ func newRolloutCommand(stdout io.Writer) *cobra.Command {
 			for _, n := range names {
 				st := states[n]
 				fmt.Fprintf(stdout, "%s: %s, bundle %s, stage %s\n  %s\n", n, st.Phase, st.Bundle, st.StageName, st.Message)
+				if c := st.Canary; c != nil {
+					fmt.Fprintf(stdout, "  canary %s: weight %d in %s\n", c.Image, c.Weight, strings.Join(c.Namespaces, ", "))
+				}
 			}
 			return nil
 		},

@@ -38,6 +38,34 @@ type ChangeSet struct {
 
 func (cs *ChangeSet) add(c ...Change) { cs.Changes = append(cs.Changes, c...) }
 
+// Merge returns the outcomes of cs then later: an object in both keeps its
+// later outcome, unless that is unchanged, which does not undo an earlier
+// change. Either may be nil.
+func (cs *ChangeSet) Merge(later *ChangeSet) *ChangeSet {
+	if cs == nil {
+		return later
+	}
+	if later == nil {
+		return cs
+	}
+	out := &ChangeSet{Changes: append([]Change(nil), cs.Changes...)}
+	at := make(map[string]int, len(out.Changes))
+	for i, c := range out.Changes {
+		at[c.Object] = i
+	}
+	for _, c := range later.Changes {
+		i, seen := at[c.Object]
+		switch {
+		case !seen:
+			at[c.Object] = len(out.Changes)
+			out.Changes = append(out.Changes, c)
+		case c.Action != Unchanged:
+			out.Changes[i] = c
+		}
+	}
+	return out
+}
+
 // Count returns how many objects had the action; a nil ChangeSet, from a
 // reconcile that stopped before applying, has none.
 func (cs *ChangeSet) Count(a Action) int {

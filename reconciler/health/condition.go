@@ -55,10 +55,14 @@ func (c *Condition) detail() string {
 	return s + ")"
 }
 
-// ignoredRoutePhrases mark a True condition whose message says the route is
-// not used: istiod reports a route on a Service without a waypoint as
-// ResolvedWaypoints=True with "...in ambient mode, route will not be respected".
-var ignoredRoutePhrases = []string{"will not be respected", "parent not found"}
+// ignoredPhrases mark a True condition whose message says part of the
+// intent is not used: istiod reports a route on a Service without a waypoint
+// as ResolvedWaypoints=True with "...in ambient mode, route will not be
+// respected", and a canary waypoint it refused (missing or not ready, an
+// invalid weight, the primary itself, a workload-only waypoint) as
+// WaypointBound=True, reason WaypointAccepted, with "Canary waypoint not
+// attached: ..." in the message only.
+var ignoredPhrases = []string{"will not be respected", "parent not found", "canary waypoint not attached"}
 
 // Healthy reports whether a condition is good news: status True, a reason
 // that is not UnsupportedValue or PartiallyInvalid, and a message that does
@@ -71,7 +75,7 @@ func (c Condition) Healthy() bool {
 		return false
 	}
 	msg := strings.ToLower(c.Message)
-	for _, p := range ignoredRoutePhrases {
+	for _, p := range ignoredPhrases {
 		if strings.Contains(msg, p) {
 			return false
 		}

@@ -108,7 +108,10 @@ func (s *snapshot) report(desired *unstructured.Unstructured) (Report, bool) {
 		ready, reason := waypointState(live.GetNamespace(), live.GetName(), live, s.deployments[k], s.readyServices[k])
 		r.Healthy, r.Pending, r.Message = ready, !ready, reason
 	case ambient.ServiceGK:
-		if w := live.GetLabels()[ambient.LabelUseWaypoint]; w == "" || w == "none" {
+		// A Service uses a waypoint through its own label or its
+		// namespace's; istiod reports WaypointBound on both.
+		w := live.GetLabels()[ambient.LabelUseWaypoint]
+		if w == "none" || (w == "" && findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointBound) == nil) {
 			return r, false
 		}
 		r = conditionReport(live, r, ambient.ConditionWaypointBound)
