@@ -278,3 +278,40 @@ func proxyOf(d *appsv1.Deployment) string {
 	}
 	return ""
 }
+
+func TestHealth_ACanaryIstiodRefusesIsUnhealthyWithItsMessage(t *testing.T) {
+	e := newEnv(t, func(o *reconciler.Options) { o.HealthHold, o.HealthTimeout = time.Second, 30*time.Second })
+	// A canary that names the primary itself: istiod keeps WaypointBound
+	// True and refuses the canary only in the condition's message.
+	e.spec(map[string]string{"mesh.yaml": meshNamespace, "app.yaml": `apiVersion: v1
+kind: Service
+metadata:
+  name: app
+  namespace: NS
+  labels: {istio.io/use-waypoint: waypoint, istio.io/use-waypoint-canary: waypoint}
+  annotations: {istio.io/use-waypoint-canary-weight: "10"}
+spec:
+  selector: {app: app}
+  ports: [{name: http, port: 8080}]
+`})
+	res := e.reconcileUntil("istiod's verdict on the canary", func(r *reconciler.Result) bool {
+		for _, h := range r.Health {
+			if h.Object == "Service "+e.ns+"/app" && !h.Pending {
+				return true
+			}
+		}
+		return false
+	})
+	for _, h := range res.Health {
+		if h.Object != "Service "+e.ns+"/app" {
+			continue
+		}
+		if h.Healthy || !strings.Contains(h.Message, "Canary waypoint not attached") {
+			t.Fatalf("a refused canary must be unhealthy with istiod's message: %+v", h)
+		}
+		t.Logf("istiod: %s", h.Message)
+	}
+	if res.Reason != reconciler.ReasonUnhealthy {
+		t.Fatalf("reconcile reason %s, want Unhealthy", res.Reason)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/drift"
 	"github.com/meshcd/meshcd/reconciler/source"
@@ -40,7 +41,15 @@ type Options struct {
 	WebhookSecret []byte
 	// Election times the leader lease of RunElected.
 	Election Election
+	// RolloutPoll is how soon a reconcile follows one that left a
+	// DataplaneRollout moving (Progressing, or Failed and rolling back),
+	// so that its gates are checked without waiting for the interval.
+	// Zero means DefaultRolloutPoll.
+	RolloutPoll time.Duration
 }
+
+// DefaultRolloutPoll is the RolloutPoll used when none is set.
+const DefaultRolloutPoll = 5 * time.Second
 
 // Controller reconciles a repository again and again.
 type Controller struct {
@@ -66,6 +75,9 @@ type Controller struct {
 func New(c client.Client, dyn dynamic.Interface, mapper apimeta.RESTMapper, events record.EventRecorder, log *slog.Logger, opts Options) *Controller {
 	if opts.Drift == "" {
 		opts.Drift = drift.ModeCorrect
+	}
+	if opts.RolloutPoll <= 0 {
+		opts.RolloutPoll = DefaultRolloutPoll
 	}
 	if opts.Drift == drift.ModeCorrect {
 		// git is the source of truth: correcting drift takes back fields
@@ -177,7 +189,20 @@ func (c *Controller) Reconcile(ctx context.Context, why string) (retErr error) {
 	if res.Reason == reconciler.ReasonSucceeded {
 		st.LastAppliedRevision = artifact.Revision
 	}
+	if moving(res) {
+		time.AfterFunc(c.opts.RolloutPoll, func() { c.Trigger("rollout") })
+	}
 	return c.watchDrift(ctx, artifact)
+}
+
+// moving reports whether a rollout waits for its gates or its rollback.
+func moving(res *reconciler.Result) bool {
+	for _, st := range res.Rollouts {
+		if st.Phase == dataplane.PhaseProgressing || st.Phase == dataplane.PhaseFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // fetch gets the revision; on failure the last applied state stays as it
