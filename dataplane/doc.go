@@ -16,9 +16,10 @@
 // annotation, then promotes. Overlay writes what the states say into every
 // render, and the reconcile applies and prunes it like the rest, so that a
 // reconcile never undoes a rollout and a removed canary is pruned only once
-// its label is gone. After the waypoint
-// stages, the ztunnel stage sets the ztunnel DaemonSet's image and, with
-// updateStrategy OnDelete, replaces its pods one node at a time.
+// its label is gone. After the waypoint stages, the ztunnel stage sets the
+// ztunnel DaemonSet's image and, with updateStrategy OnDelete, replaces its
+// pods one node at a time; a ztunnel stage that fails or is aborted goes
+// back the same way, node by node, to the previous image.
 //
 // It never renders routes or policies.
 package dataplane

@@ -173,10 +173,11 @@ func (r *Runner) step(ctx context.Context, ro *meshspec.DataplaneRollout, st *St
 	case PhaseSucceeded, PhaseRolledBack:
 		if cmd == CommandRollback && st.Phase == PhaseSucceeded {
 			r.revert(st, "rolled back by command", keys(st.Previous))
+			r.revertZtunnel(st)
 		}
 		return nil
 	case PhaseFailed:
-		return r.settleRollback(ctx, st, bundle, view)
+		return r.settleRollback(ctx, ro, st, bundle, view)
 	}
 	if perr != nil {
 		// The namespaces changed under a running rollout: hold it.
@@ -262,10 +263,12 @@ func (r *Runner) ztunnelStage(ctx context.Context, ro *meshspec.DataplaneRollout
 		st.Phase, st.Message = PhasePaused, "paused by command in stage ztunnel"
 		return nil
 	case CommandAbort:
-		r.revert(st, "aborted by command in stage ztunnel, ztunnel left as it is", nil)
+		r.revert(st, "aborted by command in stage ztunnel", nil)
+		r.revertZtunnel(st)
 		return nil
 	case CommandRollback:
-		r.revert(st, "rolled back by command in stage ztunnel, ztunnel left as it is", keys(st.Previous))
+		r.revert(st, "rolled back by command in stage ztunnel", keys(st.Previous))
+		r.revertZtunnel(st)
 		return nil
 	}
 	if st.Phase == PhasePaused && cmd != CommandResume && !strings.HasPrefix(st.Message, "paused: ") {
@@ -331,12 +334,19 @@ func (r *Runner) revert(st *State, why string, namespaces []string) {
 			delete(st.Pins, ns)
 		}
 	}
-	st.Phase, st.Message, st.HealthySince = PhaseFailed, why+"; rolling back "+strings.Join(namespaces, ", "), time.Time{}
+	if len(namespaces) > 0 {
+		why += "; rolling back " + strings.Join(namespaces, ", ")
+	}
+	st.Phase, st.Message, st.HealthySince = PhaseFailed, why, time.Time{}
 }
 
-// settleRollback moves a Failed rollout to RolledBack once every
-// namespace it reverted runs its previous image again.
-func (r *Runner) settleRollback(ctx context.Context, st *State, b Bundle, v View) error {
+// settleRollback moves a Failed rollout to RolledBack once ztunnel, if it
+// moved, runs its previous image on every node again and every namespace
+// it reverted runs its previous image again.
+func (r *Runner) settleRollback(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, v View) error {
+	if done, err := r.settleZtunnel(ctx, ro, st); err != nil || !done {
+		return err
+	}
 	for ns, prev := range st.Previous {
 		if st.Pins[ns] == b.Proxy {
 			continue // a finished stage that was not rolled back

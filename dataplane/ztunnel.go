@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,14 +25,82 @@ type ZtunnelState struct {
 	Previous string `json:"previous,omitempty"`
 	// Replaced lists the nodes whose ztunnel pod was replaced, in order.
 	Replaced []string `json:"replaced,omitempty"`
+	// RollingBack is set when the stage failed or was aborted: ztunnel
+	// goes back to Previous, node by node.
+	RollingBack bool `json:"rollingBack,omitempty"`
 }
 
-// stepZtunnel moves the ztunnel DaemonSet to the bundle: it sets the image,
+// stepZtunnel moves the ztunnel DaemonSet to the bundle one step; a step
+// that waits longer than the timeout fails the stage and starts the
+// rollback.
+func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, unhealthy []string) error {
+	if st.Ztunnel == nil {
+		st.Ztunnel = &ZtunnelState{}
+	}
+	before := len(st.Ztunnel.Replaced)
+	done, progress, err := r.moveZtunnel(ctx, ro.Spec.Ztunnel, st, b.Ztunnel, unhealthy)
+	if err != nil || st.Phase == PhasePaused {
+		return err
+	}
+	if done {
+		st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s; %s", b.Version, progress)
+		return nil
+	}
+	now := r.now()
+	if len(st.Ztunnel.Replaced) > before || strings.HasPrefix(progress, "ztunnel DaemonSet set to") {
+		st.StageStarted = now // progress: the next nodes get a full timeout
+	}
+	timeout := DefaultGateTimeout
+	if t := ro.Spec.Ztunnel.Timeout; t != nil {
+		timeout = t.Duration
+	}
+	if now.Sub(st.StageStarted) > timeout {
+		st.Phase, st.Message, st.HealthySince = PhaseFailed, fmt.Sprintf("stage ztunnel made no progress within %s: %s", timeout, progress), time.Time{}
+		r.revertZtunnel(st)
+		return nil
+	}
+	st.Message = progress
+	return nil
+}
+
+// revertZtunnel sends a Failed rollout's ztunnel back to its previous
+// image, node by node, if the rollout changed it.
+func (r *Runner) revertZtunnel(st *State) {
+	if st.Ztunnel == nil || st.Ztunnel.Previous == "" {
+		return
+	}
+	st.Ztunnel.RollingBack = true
+	st.Message += "; rolling ztunnel back to " + st.Ztunnel.Previous
+}
+
+// settleZtunnel moves a rolled back ztunnel to its previous image; done
+// once every node runs it.
+func (r *Runner) settleZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout, st *State) (bool, error) {
+	if st.Ztunnel == nil || !st.Ztunnel.RollingBack {
+		return true, nil
+	}
+	z := ro.Spec.Ztunnel
+	if z == nil {
+		z = &meshspec.ZtunnelRollout{Strategy: meshspec.ZtunnelNodeByNode, MaxUnavailable: 1}
+	}
+	phase, message := st.Phase, st.Message
+	done, _, err := r.moveZtunnel(ctx, z, st, st.Ztunnel.Previous, nil)
+	// A rollback stays Failed until it is done, whatever would pause a rollout.
+	st.Phase, st.Message = phase, message
+	if err != nil || !done {
+		return false, err
+	}
+	st.Ztunnel.RollingBack = false
+	st.Message = strings.Replace(st.Message, "; rolling ztunnel back to", "; ztunnel rolled back to", 1)
+	return true, nil
+}
+
+// moveZtunnel brings the ztunnel DaemonSet to image: it sets the image,
 // then, node by node, deletes one old pod at a time (OnDelete) and waits
 // for its replacement to be Ready before the next, within maxUnavailable.
-// The rolling strategy leaves the pods to the DaemonSet controller.
-func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout, st *State, b Bundle, unhealthy []string) error {
-	z := ro.Spec.Ztunnel
+// The rolling strategy leaves the pods to the DaemonSet controller. done
+// is set once every node runs image, Ready; progress says where it is.
+func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, st *State, image string, unhealthy []string) (done bool, progress string, err error) {
 	ns := r.ZtunnelNamespace
 	if ns == "" {
 		ns = meshspec.DefaultRootNamespace
@@ -40,37 +109,33 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ZtunnelName}, ds); err != nil {
 		if apierrors.IsNotFound(err) {
 			st.Phase, st.Message = PhasePaused, fmt.Sprintf("paused: no DaemonSet %s/%s to roll; install ztunnel first", ns, ZtunnelName)
-			return nil
+			return false, "", nil
 		}
-		return fmt.Errorf("ztunnel DaemonSet read failed: %w", err)
+		return false, "", fmt.Errorf("ztunnel DaemonSet read failed: %w", err)
 	}
 	if z.Strategy == meshspec.ZtunnelNodeByNode && ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
 		st.Phase, st.Message = PhasePaused, fmt.Sprintf("paused: node-by-node needs DaemonSet %s/%s with updateStrategy OnDelete, it has %s; change the install or use strategy rolling", ns, ZtunnelName, ds.Spec.UpdateStrategy.Type)
-		return nil
-	}
-	if st.Ztunnel == nil {
-		st.Ztunnel = &ZtunnelState{}
+		return false, "", nil
 	}
 	i := ztunnelContainer(ds.Spec.Template.Spec.Containers)
 	if i < 0 {
-		return fmt.Errorf("DaemonSet %s/%s has no containers", ns, ZtunnelName)
+		return false, "", fmt.Errorf("DaemonSet %s/%s has no containers", ns, ZtunnelName)
 	}
-	if img := ds.Spec.Template.Spec.Containers[i].Image; img != b.Ztunnel {
+	if img := ds.Spec.Template.Spec.Containers[i].Image; img != image {
 		if st.Ztunnel.Previous == "" {
 			st.Ztunnel.Previous = img
 		}
 		patch := client.StrategicMergeFrom(ds.DeepCopy())
-		ds.Spec.Template.Spec.Containers[i].Image = b.Ztunnel
+		ds.Spec.Template.Spec.Containers[i].Image = image
 		if err := r.Client.Patch(ctx, ds, patch, client.FieldOwner(ambient.FieldManager)); err != nil {
-			return fmt.Errorf("ztunnel DaemonSet image update failed: %w", err)
+			return false, "", fmt.Errorf("ztunnel DaemonSet image update failed: %w", err)
 		}
-		st.Message = fmt.Sprintf("ztunnel DaemonSet set to %s; replacing its pods %s", b.Ztunnel, z.Strategy)
-		return nil
+		return false, fmt.Sprintf("ztunnel DaemonSet set to %s; replacing its pods %s", image, z.Strategy), nil
 	}
 	desired := int(ds.Status.DesiredNumberScheduled)
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(ds.Spec.Selector.MatchLabels)); err != nil {
-		return fmt.Errorf("ztunnel pods list failed: %w", err)
+		return false, "", fmt.Errorf("ztunnel pods list failed: %w", err)
 	}
 	var old []corev1.Pod
 	ready, updated := 0, 0
@@ -79,7 +144,7 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 			continue
 		}
 		j := ztunnelContainer(p.Spec.Containers)
-		isNew := j >= 0 && p.Spec.Containers[j].Image == b.Ztunnel
+		isNew := j >= 0 && p.Spec.Containers[j].Image == image
 		if podReady(&p) {
 			ready++
 			if isNew {
@@ -91,12 +156,10 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 		}
 	}
 	if updated == desired && len(old) == 0 {
-		st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s; ztunnel replaced on %d nodes", b.Version, desired)
-		return nil
+		return true, fmt.Sprintf("ztunnel %s on %d nodes", image, desired), nil
 	}
 	if z.Strategy == meshspec.ZtunnelRolling {
-		st.Message = fmt.Sprintf("ztunnel rolling: %d of %d nodes run %s", updated, desired, b.Ztunnel)
-		return nil
+		return false, fmt.Sprintf("ztunnel rolling: %d of %d nodes run %s", updated, desired, image), nil
 	}
 	maxUnavailable := int(z.MaxUnavailable)
 	if maxUnavailable < 1 {
@@ -108,21 +171,21 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 		if len(unhealthy) > 0 {
 			why = unhealthy[0] + " is unhealthy"
 		}
-		st.Message = fmt.Sprintf("ztunnel node by node: %d of %d nodes done; waiting: %s", updated, desired, why)
-		return nil
+		return false, fmt.Sprintf("ztunnel node by node to %s: %d of %d nodes done; waiting: %s", image, updated, desired, why), nil
 	}
 	sort.Slice(old, func(a, b int) bool { return old[a].Spec.NodeName < old[b].Spec.NodeName })
 	var nodes []string
 	for _, p := range old[:min(free, len(old))] {
 		uid := p.UID
 		if err := r.Client.Delete(ctx, &p, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("ztunnel pod %s on node %s delete failed: %w", p.Name, p.Spec.NodeName, err)
+			return false, "", fmt.Errorf("ztunnel pod %s on node %s delete failed: %w", p.Name, p.Spec.NodeName, err)
 		}
 		nodes = append(nodes, p.Spec.NodeName)
 	}
-	st.Ztunnel.Replaced = append(st.Ztunnel.Replaced, nodes...)
-	st.Message = fmt.Sprintf("ztunnel node by node: replacing the pod on %s (%d of %d nodes done)", strings.Join(nodes, ", "), updated, desired)
-	return nil
+	if !st.Ztunnel.RollingBack {
+		st.Ztunnel.Replaced = append(st.Ztunnel.Replaced, nodes...)
+	}
+	return false, fmt.Sprintf("ztunnel node by node to %s: replacing the pod on %s (%d of %d nodes done)", image, strings.Join(nodes, ", "), updated, desired), nil
 }
 
 // ztunnelContainer is the index of ztunnel's proxy container.

@@ -535,6 +535,13 @@ type ZtunnelRollout struct {
 	// +kubebuilder:default=1
 	// +optional
 	MaxUnavailable int32 `json:"maxUnavailable,omitempty"`
+
+	// Timeout is how long one step may wait for its nodes' new ztunnel pods
+	// to be Ready with nothing unhealthy; past it the ztunnel stage fails
+	// and ztunnel is rolled back, node by node, to its previous image.
+	// Default 10m.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // ZtunnelStrategy is how ztunnel pods are replaced.

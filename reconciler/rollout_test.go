@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/dataplane"
@@ -265,52 +266,94 @@ spec:
 	}
 }
 
-func TestRollout_ZtunnelNodeByNode(t *testing.T) {
-	f := newFleet(t, 1)
+// ztunnelOn is a ztunnel DaemonSet in istio-system, running old on the
+// cluster's 3 kwok nodes.
+type ztunnelOn struct {
+	f      *fleet
+	labels map[string]string
+}
+
+const oldZtunnel = "docker.io/istio/ztunnel:1.30.0"
+
+func newZtunnel(t *testing.T, f *fleet, strategy appsv1.DaemonSetUpdateStrategy) *ztunnelOn {
+	t.Helper()
 	ctx := context.Background()
-	old := "docker.io/istio/ztunnel:1.30.0"
-	labels := map[string]string{"app": "ztunnel"}
+	z := &ztunnelOn{f: f, labels: map[string]string{"app": "ztunnel", "test": f.ns}}
 	ds := &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Name: dataplane.ZtunnelName, Namespace: "istio-system"},
 		Spec: appsv1.DaemonSetSpec{
-			Selector:       &metav1.LabelSelector{MatchLabels: labels},
-			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
+			Selector:       &metav1.LabelSelector{MatchLabels: z.labels},
+			UpdateStrategy: strategy,
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: old}}},
+				ObjectMeta: metav1.ObjectMeta{Labels: z.labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: oldZtunnel}}},
 			},
 		},
 	}
 	if err := f.client.Create(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.client.Delete(context.Background(), ds) })
-	// pods are ztunnel's pods by node: image and readiness.
-	pods := func() map[string]string {
-		list := &corev1.PodList{}
-		if err := f.client.List(ctx, list, client.InNamespace("istio-system"), client.MatchingLabels(labels)); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, p := range list.Items {
-			ready := false
-			for _, c := range p.Status.Conditions {
-				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+	t.Cleanup(func() {
+		// The next test's DaemonSet has the same name: wait for this one
+		// and its pods to be gone.
+		_ = f.client.Delete(context.Background(), ds, client.PropagationPolicy(metav1.DeletePropagationForeground))
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if err := f.client.Get(context.Background(), client.ObjectKeyFromObject(ds), &appsv1.DaemonSet{}); err != nil {
+				return
 			}
-			if ready && p.DeletionTimestamp == nil {
-				out[p.Spec.NodeName] = p.Spec.Containers[0].Image
-			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		return out
-	}
+	})
 	deadline := time.Now().Add(time.Minute)
-	for len(pods()) < 3 {
+	for len(z.pods()) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("ztunnel never ran on 3 nodes: %v", pods())
+			t.Fatalf("ztunnel never ran on 3 nodes: %v", z.pods())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	return z
+}
 
+// pods is the image of each node's Ready ztunnel pod.
+func (z *ztunnelOn) pods() map[string]string {
+	z.f.t.Helper()
+	list := &corev1.PodList{}
+	if err := z.f.client.List(context.Background(), list, client.InNamespace("istio-system"), client.MatchingLabels(z.labels)); err != nil {
+		z.f.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range list.Items {
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		if ready && p.DeletionTimestamp == nil {
+			out[p.Spec.NodeName] = p.Spec.Containers[0].Image
+		}
+	}
+	return out
+}
+
+// allRun fails the test unless every one of the 3 nodes runs image.
+func (z *ztunnelOn) allRun(image string) {
+	z.f.t.Helper()
+	p := z.pods()
+	if len(p) != 3 {
+		z.f.t.Errorf("want a Ready ztunnel on 3 nodes, got %v", p)
+	}
+	for node, img := range p {
+		if img != image {
+			z.f.t.Errorf("node %s runs ztunnel %s, want %s", node, img, image)
+		}
+	}
+}
+
+var onDelete = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+
+func TestRollout_ZtunnelNodeByNode(t *testing.T) {
+	f := newFleet(t, 1)
+	z := newZtunnel(t, f, onDelete)
 	f.write(`apiVersion: meshcd.dev/v1alpha1
 kind: DataplaneRollout
 metadata: {name: proxies}
@@ -321,20 +364,91 @@ spec:
 	b, _ := dataplane.Lookup("1.31.1")
 	start := time.Now()
 	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
-		p := pods()
-		if len(p) < 2 {
+		if p := z.pods(); len(p) < 2 {
 			t.Fatalf("more than maxUnavailable=1 node without a ready ztunnel: %v", p)
 		}
 	})
 	if got := st.Ztunnel.Replaced; len(got) != 3 || got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
 		t.Fatalf("want 3 nodes replaced one at a time, got %v", got)
 	}
-	for node, img := range pods() {
-		if img != b.Ztunnel {
-			t.Errorf("node %s runs ztunnel %s, want %s", node, img, b.Ztunnel)
+	z.allRun(b.Ztunnel)
+	t.Logf("ztunnel replaced node by node in %s, in the order %v; %s", time.Since(start).Round(time.Millisecond), st.Ztunnel.Replaced, st.Message)
+}
+
+func TestRollout_ZtunnelRollingLeavesThePodsToTheDaemonSet(t *testing.T) {
+	f := newFleet(t, 1)
+	one := intstr.FromInt32(1)
+	z := newZtunnel(t, f, appsv1.DaemonSetUpdateStrategy{
+		Type:          appsv1.RollingUpdateDaemonSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &one},
+	})
+	f.write(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  ztunnel: {strategy: rolling}
+`)
+	b, _ := dataplane.Lookup("1.31.1")
+	start := time.Now()
+	st := f.until("proxies", dataplane.PhaseSucceeded, nil)
+	if len(st.Ztunnel.Replaced) != 0 {
+		t.Errorf("the rolling strategy leaves pods to the DaemonSet, yet meshcd replaced %v", st.Ztunnel.Replaced)
+	}
+	z.allRun(b.Ztunnel)
+	t.Logf("ztunnel rolled by its DaemonSet in %s; %s", time.Since(start).Round(time.Millisecond), st.Message)
+}
+
+func TestRollout_AZtunnelStepPastItsTimeoutRollsZtunnelBackNodeByNode(t *testing.T) {
+	f := newFleet(t, 1)
+	z := newZtunnel(t, f, onDelete)
+	ctx := context.Background()
+	// No new pod can be created in istio-system: the first replaced node
+	// never gets its ztunnel back.
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-new-pods-" + f.ns, Namespace: "istio-system"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("2")}},
+	}
+	if err := f.client.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.client.Delete(context.Background(), quota) })
+	f.write(`apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  ztunnel: {strategy: node-by-node, maxUnavailable: 1, timeout: 3s}
+`)
+	st := f.until("proxies", dataplane.PhaseFailed, func(st *dataplane.State) {
+		if p := z.pods(); len(p) < 2 {
+			t.Fatalf("more than maxUnavailable=1 node without a ready ztunnel: %v", p)
+		}
+	})
+	if len(st.Ztunnel.Replaced) != 1 || !st.Ztunnel.RollingBack || !strings.Contains(st.Message, "made no progress within 3s") {
+		t.Fatalf("want the stage failed after one node, rolling back: %+v %+v", st, st.Ztunnel)
+	}
+	t.Logf("failed: %s", st.Message)
+	// Rolling back waits, within maxUnavailable, for the node that lost
+	// its pod; once pods can be created again it settles.
+	for i := 0; i < 3; i++ {
+		if st := f.reconcile().Rollouts["proxies"]; st.Phase != dataplane.PhaseFailed {
+			t.Fatalf("the rollback settled with a node still without ztunnel: %+v", st)
 		}
 	}
-	t.Logf("ztunnel replaced node by node in %s, in the order %v; %s", time.Since(start).Round(time.Millisecond), st.Ztunnel.Replaced, st.Message)
+	if err := f.client.Delete(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	st = f.until("proxies", dataplane.PhaseRolledBack, func(*dataplane.State) {
+		if p := z.pods(); len(p) < 2 {
+			t.Fatalf("more than maxUnavailable=1 node without a ready ztunnel during the rollback: %v", p)
+		}
+	})
+	z.allRun(oldZtunnel)
+	if !strings.Contains(st.Message, "ztunnel rolled back to "+oldZtunnel) {
+		t.Errorf("the message does not say ztunnel rolled back: %s", st.Message)
+	}
+	t.Logf("rolled back: %s", st.Message)
 }
 
 func TestRollout_ARestartMidStageRedoesNothingAndSkipsNothing(t *testing.T) {
