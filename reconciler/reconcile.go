@@ -47,6 +47,10 @@ type Options struct {
 	// HealthHold is how long an unhealthy verdict from istiod must stay
 	// unchanged before it is final, within HealthTimeout.
 	HealthHold time.Duration
+	// Lists serves the bulk lists of live objects (the apply's index and
+	// the health snapshot); nil lists from the API server. The controller
+	// passes an informer cache (package lister).
+	Lists client.Reader
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -104,7 +108,10 @@ type Reconciler struct {
 
 // New returns a Reconciler working through c.
 func New(c client.Client, opts Options) *Reconciler {
-	h := &health.Checker{Client: c}
+	h := &health.Checker{Client: c, Lists: opts.Lists}
+	if opts.Apply.Lists == nil {
+		opts.Apply.Lists = opts.Lists
+	}
 	r := &Reconciler{
 		client: c,
 		opts:   opts,

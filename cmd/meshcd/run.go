@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/discovery"
@@ -20,9 +21,11 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/record"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/meshcd/meshcd/reconciler/controller"
 	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/reconciler/source"
 )
 
@@ -71,6 +74,7 @@ func newRunCommand() *cobra.Command {
 
 func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	if f.mode != string(drift.ModeCorrect) && f.mode != string(drift.ModeReport) {
 		return fmt.Errorf("unknown --drift-mode %q: use correct or report", f.mode)
 	}
@@ -113,6 +117,11 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "meshcd"})
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	// Informers serve the reconciles' bulk lists: a reconcile that
+	// changes nothing lists nothing from the API server.
+	if opts.Reconciler.Lists, err = lister.Start(ctx, cl.config, cl.client); err != nil {
+		return err
+	}
 	ctrl := controller.New(cl.client, cl.dynamic, mapper, recorder, log, opts)
 
 	srv := &http.Server{Addr: f.listen, Handler: ctrl.Handler(), ReadHeaderTimeout: 10 * time.Second}

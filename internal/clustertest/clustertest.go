@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/meshcd/meshcd/internal/localcluster"
 )
@@ -34,6 +36,9 @@ func MainWith(m *testing.M, opts localcluster.Options) {
 }
 
 func run(m *testing.M, opts localcluster.Options) int {
+	// controller-runtime's informers log through it; the tests read what
+	// they need from the cluster.
+	ctrllog.SetLogger(logr.Discard())
 	if missing := localcluster.Missing(localcluster.BinDir()); len(missing) > 0 {
 		skipReason = fmt.Sprintf("local cluster binaries missing (%s): run make tools", strings.Join(missing, ", "))
 		if os.Getenv("MESHCD_REQUIRE_CLUSTER") == "1" {

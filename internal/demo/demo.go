@@ -34,6 +34,7 @@ import (
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/controller"
+	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
 	"github.com/meshcd/meshcd/renderer"
@@ -212,8 +213,12 @@ func startController(ctx context.Context, opts Options, c client.Client, copts c
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(indentWriter{opts.Out}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctrl := controller.New(c, dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), nil, log, copts)
 	runCtx, cancel := context.WithCancel(ctx)
+	if copts.Reconciler.Lists, err = lister.Start(runCtx, opts.Config, c); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	ctrl := controller.New(c, dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), nil, log, copts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -256,11 +257,18 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768 and
+// up), so that the outgoing connections of the tests, which take their
+// local ports from that range, cannot take it before its server binds it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+	for range 100 {
+		port := 20000 + mathrand.IntN(12768)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("free port: none found in 20000-32767 after 100 tries")
 }

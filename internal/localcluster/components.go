@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -305,8 +306,23 @@ func (c *Cluster) installCRDs(ctx context.Context) error {
 }
 
 // startIstiod runs pilot-discovery out of cluster with the configuration
-// istioctl generates for the ambient profile.
+// istioctl generates for the ambient profile. A port another process took
+// since prepare picked it is picked again.
 func (c *Cluster) startIstiod(ctx context.Context) error {
+	for try := 1; ; try++ {
+		err := c.runIstiod(ctx)
+		if err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		for _, p := range []*int{&c.ports.istiodHTTP, &c.ports.istiodHTTPS, &c.ports.istiodGRPC, &c.ports.istiodSecureGRPC, &c.ports.istiodMonitoring, &c.ports.istiodCtrlz} {
+			if *p, err = freePort(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *Cluster) runIstiod(ctx context.Context) error {
 	cs, err := c.kube()
 	if err != nil {
 		return err

@@ -39,6 +39,11 @@ type Options struct {
 	WaypointTimeout time.Duration
 	// PollInterval is how often readiness is polled.
 	PollInterval time.Duration
+	// Lists serves the list per kind of the live objects meshcd manages;
+	// nil lists them from the API server. An informer cache (package
+	// lister) makes an apply that changes nothing cost no list request;
+	// the apply never changes a listed object.
+	Lists client.Reader
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -60,6 +65,9 @@ func New(c client.Client, waypoints WaypointChecker, opts Options) *Manager {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultOptions().PollInterval
+	}
+	if opts.Lists == nil {
+		opts.Lists = c
 	}
 	return &Manager{client: c, waypoints: waypoints, opts: opts}
 }
@@ -283,12 +291,16 @@ func (m *Manager) index(ctx context.Context, objs []*unstructured.Unstructured) 
 	for gvk := range kinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := m.client.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+		if err := m.opts.Lists.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
 			return nil, fmt.Errorf("list %s failed: %w; if it is a custom resource, install its CRD first", gvk.Kind, err)
 		}
 		for i := range list.Items {
 			item := &list.Items[i]
-			item.SetGroupVersionKind(gvk)
+			if item.GroupVersionKind() != gvk {
+				// An item from an informer is shared and already has
+				// its kind; one decoded from a list may lack it.
+				item.SetGroupVersionKind(gvk)
+			}
 			out[key(item)] = item
 		}
 	}

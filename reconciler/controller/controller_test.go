@@ -29,6 +29,7 @@ import (
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/controller"
+	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/reconciler/source"
 )
 
@@ -89,6 +90,12 @@ func newControllerLogging(t *testing.T, url, name string, w io.Writer, set func(
 	}
 	opts := reconciler.DefaultOptions()
 	opts.Name = name
+	// As `meshcd run` does: informers serve the reconciles' bulk lists.
+	listCtx, stopLists := context.WithCancel(context.Background())
+	t.Cleanup(stopLists)
+	if opts.Lists, err = lister.Start(listCtx, cfg, c); err != nil {
+		t.Fatal(err)
+	}
 	o := controller.Options{
 		Source:     source.Options{URL: url, Ref: source.Ref{Branch: "main"}, WorkDir: t.TempDir()},
 		Reconciler: opts,

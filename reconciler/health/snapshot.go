@@ -61,7 +61,9 @@ func (c *Checker) snapshot(ctx context.Context, objs []*unstructured.Unstructure
 	for _, d := range deps {
 		s.deployments[ref{deploymentGVK.GroupKind(), d.GetNamespace(), d.GetName()}] = d
 	}
-	slices, err := c.list(ctx, endpointSliceGVK, client.HasLabels{"kubernetes.io/service-name"})
+	// The EndpointSlice controller copies the waypoint Service's labels,
+	// istiod's gateway-name among them, onto its slices.
+	slices, err := c.list(ctx, endpointSliceGVK, client.HasLabels{ambient.LabelGatewayName})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +78,11 @@ func (c *Checker) snapshot(ctx context.Context, objs []*unstructured.Unstructure
 func (c *Checker) list(ctx context.Context, gvk schema.GroupVersionKind, opts ...client.ListOption) ([]*unstructured.Unstructured, error) {
 	l := &unstructured.UnstructuredList{}
 	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := c.Client.List(ctx, l, opts...); err != nil {
+	lists := c.Lists
+	if lists == nil {
+		lists = c.Client
+	}
+	if err := lists.List(ctx, l, opts...); err != nil {
 		return nil, fmt.Errorf("list %s failed: %w", gvk.Kind, err)
 	}
 	out := make([]*unstructured.Unstructured, len(l.Items))

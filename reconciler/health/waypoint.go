@@ -15,6 +15,10 @@ import (
 // Checker reads health from a cluster.
 type Checker struct {
 	Client client.Client
+	// Lists serves the snapshot's lists; nil lists from Client. An
+	// informer cache (package lister) makes a read-back cost no list
+	// request.
+	Lists client.Reader
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +22,23 @@ type Store struct {
 	Namespace, Name string
 	// FieldManager is the server-side apply field manager.
 	FieldManager string
+
+	mu sync.Mutex
+	// stored is the inventory's encoding as this Store last read or wrote
+	// it, so that saving it unchanged costs no request.
+	stored string
+}
+
+func (s *Store) remember(raw string) {
+	s.mu.Lock()
+	s.stored = raw
+	s.mu.Unlock()
+}
+
+func (s *Store) known(raw string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored != "" && s.stored == raw
 }
 
 // Load reads the inventory. A missing ConfigMap is an empty inventory: the
@@ -29,11 +47,13 @@ func (s *Store) Load(ctx context.Context) (*Inventory, error) {
 	cm := &corev1.ConfigMap{}
 	err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm)
 	if apierrors.IsNotFound(err) {
+		s.remember("")
 		return &Inventory{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inventory ConfigMap %s/%s read failed: %w", s.Namespace, s.Name, err)
 	}
+	s.remember(cm.Data[dataKey])
 	inv := &Inventory{}
 	if raw := cm.Data[dataKey]; raw != "" {
 		if err := json.Unmarshal([]byte(raw), inv); err != nil {
@@ -45,11 +65,15 @@ func (s *Store) Load(ctx context.Context) (*Inventory, error) {
 }
 
 // Save writes the inventory with server-side apply. It writes nothing when
-// the stored inventory is already equal.
+// the stored inventory is already equal, and reads nothing when it is what
+// this Store last loaded or saved.
 func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 	raw, err := json.Marshal(inv)
 	if err != nil {
 		return fmt.Errorf("inventory encode failed: %w", err)
+	}
+	if s.known(string(raw)) {
+		return nil
 	}
 	cm := &corev1.ConfigMap{}
 	err = s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm)
@@ -61,7 +85,9 @@ func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 	}
 	apply := corev1ac.ConfigMap(s.Name, s.Namespace).WithData(map[string]string{dataKey: string(raw)})
 	if err := s.Client.Apply(ctx, apply, client.FieldOwner(s.FieldManager), client.ForceOwnership); err != nil {
+		s.remember("")
 		return fmt.Errorf("inventory ConfigMap %s/%s write failed: %w", s.Namespace, s.Name, err)
 	}
+	s.remember(string(raw))
 	return nil
 }

@@ -1,0 +1,11 @@
+// Package lister serves the bulk lists a reconcile reads from informers
+// instead of the API server: meshcd's own objects by kind (selected by its
+// managed-by label) and istiod's waypoint Deployments and EndpointSlices.
+// A reconcile that changes nothing then costs no list request and no JSON
+// decoding of thousands of objects.
+//
+// Only a List whose label selector is exactly an informer's is served from
+// it; every Get, and every other List, goes to the API server, so a
+// read that must be current (the inventory, a partial object before it is
+// labelled) never comes from a cache. The informers keep no managedFields.
+package lister

@@ -1,0 +1,145 @@
+package lister_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/reconciler/lister"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+// requests records the reads of objects that reach the API server.
+type requests struct {
+	mu    sync.Mutex
+	lists []string
+}
+
+func (r *requests) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		// Discovery (/api, /apis) is not a read of objects.
+		if req.Method == http.MethodGet && strings.Count(req.URL.Path, "/") > 2 && !strings.Contains(req.URL.RawQuery, "watch=true") {
+			r.mu.Lock()
+			r.lists = append(r.lists, req.URL.Path+"?"+req.URL.RawQuery)
+			r.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (r *requests) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.lists
+	r.lists = nil
+	return out
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func services(t *testing.T, l client.Reader, ns string, opts ...client.ListOption) map[string]bool {
+	t.Helper()
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion("v1")
+	list.SetKind("ServiceList")
+	if err := l.List(context.Background(), list, append(opts, client.InNamespace(ns))...); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, it := range list.Items {
+		out[it.GetName()] = true
+	}
+	return out
+}
+
+func TestLister_ServesMeshcdsListsFromInformersAndTheRestFromTheServer(t *testing.T) {
+	cluster := clustertest.Cluster(t)
+	c := clustertest.Client(t)
+	ns := clustertest.Namespace(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	create := func(name string, labels map[string]string) {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		}
+		if err := c.Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	managed := map[string]string{ambient.LabelManagedBy: ambient.ManagedByValue}
+	create("ours", managed)
+	create("theirs", nil)
+
+	reqs := &requests{}
+	cfg := rest.CopyConfig(cluster.RESTConfig())
+	cfg.WrapTransport = reqs.wrap
+	direct, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lister.Start(ctx, cfg, direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byManaged := client.MatchingLabels(managed)
+
+	// The first list of a kind starts its informer; later ones cost nothing.
+	if got := services(t, l, ns, byManaged); !got["ours"] || got["theirs"] {
+		t.Fatalf("managed Services: %v, want only ours", got)
+	}
+	reqs.take()
+	for range 3 {
+		services(t, l, ns, byManaged)
+	}
+	if got := reqs.take(); len(got) != 0 {
+		t.Fatalf("lists of managed Services reached the API server: %v", got)
+	}
+
+	// A Service meshcd labels shows up through the watch.
+	create("new", managed)
+	deadline := time.Now().Add(5 * time.Second)
+	for !services(t, l, ns, byManaged)["new"] {
+		if time.Now().After(deadline) {
+			t.Fatal("a new managed Service never reached the informer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Any other selector is the server's to answer, whole.
+	if got := services(t, l, ns); !got["ours"] || !got["theirs"] || !got["new"] {
+		t.Fatalf("an unselected list must come from the server, got %v", got)
+	}
+	if got := reqs.take(); len(got) != 1 || !strings.Contains(got[0], "/namespaces/"+ns+"/services") {
+		t.Fatalf("want one list request for the unselected list, got %v", got)
+	}
+
+	// Gets are never cached: a read of one object is current.
+	svc := &unstructured.Unstructured{}
+	svc.SetAPIVersion("v1")
+	svc.SetKind("Service")
+	if err := l.Get(ctx, client.ObjectKey{Namespace: ns, Name: "theirs"}, svc); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); len(got) != 1 {
+		t.Fatalf("want the Get to reach the server once, got %v", got)
+	}
+	if len(svc.GetManagedFields()) == 0 {
+		t.Errorf("a direct Get keeps managedFields")
+	}
+}
