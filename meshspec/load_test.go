@@ -333,6 +333,16 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 		data: lines("apiVersion: v1", "metadata: {name: no-kind}"),
 		want: [][2]string{{`t.yaml:1:1: `, `document has no apiVersion or kind`}},
 	}, {
+		name: "BadPrometheusGate",
+		data: lines("apiVersion: meshcd.dev/v1alpha1", "kind: DataplaneRollout", "metadata: {name: proxies}", "spec:", `  bundle: "1.31.1"`,
+			"  waypoints:", "    stages:", "      - name: first", "        namespaces: [shop]",
+			"        gates: {prometheus: {url: prometheus:9090, query: ' ', max: one percent}}"),
+		want: [][2]string{
+			{`t.yaml:10:30: DataplaneRollout proxies: spec.waypoints.stages[0].gates.prometheus.url: `, `want the Prometheus server's http(s) URL`},
+			{`t.yaml:10:52: DataplaneRollout proxies: spec.waypoints.stages[0].gates.prometheus.query: `, `a PromQL query is required`},
+			{`t.yaml:10:64: DataplaneRollout proxies: spec.waypoints.stages[0].gates.prometheus.max: `, `want a decimal number such as "0.01", got "one percent"`},
+		},
+	}, {
 		name: "EveryBrokenDocumentOfTheFile",
 		data: lines("just text", "---", nsHead, "  mtls: NONE"),
 		want: [][2]string{

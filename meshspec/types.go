@@ -520,6 +520,29 @@ type Gates struct {
 	// fails and is rolled back to the previous images. Default 10m.
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Prometheus holds while a PromQL query, such as the stage's error
+	// rate, stays at or under a threshold.
+	// +optional
+	Prometheus *PrometheusGate `json:"prometheus,omitempty"`
+}
+
+// PrometheusGate is a PromQL query whose every sample must stay at or under
+// Max. A query that returns no sample does not hold: no data is not proof
+// of health.
+type PrometheusGate struct {
+	// URL is the Prometheus server, such as http://prometheus.istio-system:9090.
+	URL string `json:"url"`
+
+	// Query is an instant PromQL query; "$namespaces" in it is replaced by
+	// the stage's namespaces as a regular expression (a|b|c), for example
+	// sum(rate(istio_requests_total{destination_service_namespace=~"$namespaces",response_code=~"5.."}[1m]))
+	// / sum(rate(istio_requests_total{destination_service_namespace=~"$namespaces"}[1m])).
+	Query string `json:"query"`
+
+	// Max is the largest value a sample may have, as a decimal number
+	// such as "0.01".
+	Max string `json:"max"`
 }
 
 // ZtunnelRollout stages the per-node ztunnel DaemonSet.

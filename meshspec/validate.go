@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -272,6 +273,9 @@ func validateRollout(o *DataplaneRollout, d *document) error {
 			if n := len(st.Steps); n > 0 && st.Steps[n-1] != 100 {
 				p.add(fmt.Sprintf("%s.steps[%d]", path, n-1), "the last weight must be 100, so that the canary carries all traffic before it is promoted")
 			}
+			if st.Gates != nil && st.Gates.Prometheus != nil {
+				prometheusGate(p, path+".gates.prometheus", st.Gates.Prometheus)
+			}
 		}
 		if rest >= 0 && rest != len(w.Stages)-1 {
 			p.add(fmt.Sprintf("spec.waypoints.stages[%d]", rest), `the stage with "*" (the rest) must be the last one`)
@@ -358,4 +362,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func prometheusGate(p *problems, path string, g *PrometheusGate) {
+	if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(path+".url", "want the Prometheus server's http(s) URL, such as http://prometheus.istio-system:9090, got %q", g.URL)
+	}
+	if strings.TrimSpace(g.Query) == "" {
+		p.add(path+".query", "a PromQL query is required")
+	}
+	if _, err := strconv.ParseFloat(g.Max, 64); err != nil {
+		p.add(path+".max", "want a decimal number such as \"0.01\", got %q", g.Max)
+	}
 }

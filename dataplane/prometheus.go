@@ -1,0 +1,66 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/meshcd/meshcd/meshspec"
+)
+
+// queryTimeout bounds one Prometheus gate query.
+const queryTimeout = 10 * time.Second
+
+// prometheusGate runs a stage's PromQL query and reports whether every
+// sample is at or under the threshold; why names the first that is not,
+// or that the query returned nothing. An unreachable server or a bad query
+// is a gate that does not hold, never an error of the reconcile.
+func prometheusGate(ctx context.Context, g *meshspec.PrometheusGate, namespaces []string) (bool, string) {
+	limit, err := strconv.ParseFloat(g.Max, 64)
+	if err != nil {
+		return false, fmt.Sprintf("prometheus gate: max %q is not a number", g.Max)
+	}
+	c, err := api.NewClient(api.Config{Address: g.URL})
+	if err != nil {
+		return false, fmt.Sprintf("prometheus gate: %v", err)
+	}
+	quoted := make([]string, len(namespaces))
+	for i, ns := range namespaces {
+		quoted[i] = regexp.QuoteMeta(ns)
+	}
+	query := strings.ReplaceAll(g.Query, "$namespaces", strings.Join(quoted, "|"))
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, _, err := promv1.NewAPI(c).Query(ctx, query, time.Now())
+	if err != nil {
+		return false, fmt.Sprintf("prometheus gate: query %s failed: %v", g.URL, err)
+	}
+	var samples []float64
+	var labels []string
+	switch v := v.(type) {
+	case *model.Scalar:
+		samples, labels = append(samples, float64(v.Value)), append(labels, "")
+	case model.Vector:
+		for _, s := range v {
+			samples, labels = append(samples, float64(s.Value)), append(labels, s.Metric.String())
+		}
+	default:
+		return false, fmt.Sprintf("prometheus gate: the query returned a %s; want an instant vector or a scalar", v.Type())
+	}
+	if len(samples) == 0 {
+		return false, "prometheus gate: the query returned no samples"
+	}
+	for i, x := range samples {
+		if x > limit || x != x { // NaN: a ratio over no traffic
+			return false, fmt.Sprintf("prometheus gate: %s%s is %g, over max %s", query, labels[i], x, g.Max)
+		}
+	}
+	return true, ""
+}
