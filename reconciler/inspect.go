@@ -26,6 +26,9 @@ func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.U
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
 	}
+	if err := r.admit(bundle, &Result{}); err != nil {
+		return nil, err
+	}
 	objs, err := r.overlay(ctx, bundle.Objects)
 	if err != nil {
 		return nil, err

@@ -9,12 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
@@ -47,6 +49,10 @@ type Options struct {
 	// HealthHold is how long an unhealthy verdict from istiod must stay
 	// unchanged before it is final, within HealthTimeout.
 	HealthHold time.Duration
+	// Admit says which kinds and namespaces the source may write; by
+	// default no RBAC, Secrets, webhooks, CRDs or cluster-scoped kinds
+	// other than Namespace.
+	Admit admit.Policy
 	// Lists serves the bulk lists of live objects (the apply's index and
 	// the health snapshot); nil lists from the API server. The controller
 	// passes an informer cache (package lister).
@@ -141,6 +147,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 	if err := r.validate(bundle, res); err != nil {
 		return res, err
 	}
+	if err := r.admit(bundle, res); err != nil {
+		return res, err
+	}
 	rendered := bundle.Objects
 	if err := r.converge(ctx, bundle, rendered, res); err != nil {
 		return res, err
@@ -229,6 +238,22 @@ func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
 			}
 		}
 		return fmt.Errorf("validation found %d errors, nothing applied or pruned; fix them or allow a rule with --allow-finding", n)
+	}
+	return nil
+}
+
+// admit refuses the objects the source may not write, before anything is
+// written.
+func (r *Reconciler) admit(bundle *renderer.Bundle, res *Result) error {
+	namespaced := func(gvk schema.GroupVersionKind) (bool, error) {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		return r.client.IsObjectNamespaced(u)
+	}
+	origin := func(o *unstructured.Unstructured) string { return bundle.Origin(o).String() }
+	if err := r.opts.Admit.Check(bundle.Objects, namespaced, origin); err != nil {
+		res.Reason = ReasonValidationFailed
+		return err
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/health"
 )
 
@@ -22,6 +23,8 @@ type reconcileFlags struct {
 	timeout    time.Duration
 	name       string
 	istiod     string
+	allowKinds []string
+	namespaces []string
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -34,9 +37,14 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
 	cmd.Flags().StringVar(&f.name, "name", d.Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
 	cmd.Flags().StringVar(&f.istiod, "istiod-version", "", "istiod's version, such as 1.31.1, checked against a DataplaneRollout's bundle; empty skips the skew check")
+	cmd.Flags().StringSliceVar(&f.allowKinds, "allow-kind", nil, "kind the repository may write although refused by default (RBAC, Secrets, webhooks, CRDs, cluster-scoped kinds), spelled Kind.group such as Role.rbac.authorization.k8s.io or Secret (repeatable)")
+	cmd.Flags().StringSliceVar(&f.namespaces, "source-namespaces", nil, "the only namespaces the repository may write in (default: any)")
 }
 
 func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
+	if err := f.options().Admit.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("--allow-kind: %w", err)
+	}
 	cl, err := f.kube.connect()
 	if err != nil {
 		return nil, nil, err
@@ -55,6 +63,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
+	opts.Admit = admit.Policy{Allow: f.allowKinds, Namespaces: f.namespaces}
 	return opts
 }
 

@@ -14,11 +14,15 @@ import (
 type kubeFlags struct {
 	kubeconfig string
 	context    string
+	as         string
+	asGroups   []string
 }
 
 func (k *kubeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	cmd.Flags().StringVar(&k.context, "context", "", "kubeconfig context to use")
+	cmd.Flags().StringVar(&k.as, "as", "", "user to impersonate, such as system:serviceaccount:mesh:repo-writer: the repository can do no more than that account, which also needs meshcd's own state (config/rbac.yaml)")
+	cmd.Flags().StringSliceVar(&k.asGroups, "as-group", nil, "group to impersonate (repeatable)")
 }
 
 // clients connects to the cluster.
@@ -36,6 +40,7 @@ func (k *kubeFlags) connect() (*clients, error) {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 200, 400
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: k.as, Groups: k.asGroups}
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("cluster client: %w", err)

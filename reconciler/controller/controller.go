@@ -65,6 +65,8 @@ type Controller struct {
 	log      *slog.Logger
 	triggers chan string
 	ready    atomic.Bool
+	// deliveries are the webhook deliveries received, to refuse replays.
+	deliveries recentDeliveries
 
 	mu        sync.Mutex
 	watching  string // revision whose objects the drift watch follows

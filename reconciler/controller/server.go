@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -31,7 +32,8 @@ func (c *Controller) Handler() http.Handler {
 }
 
 // hook takes a GitHub push event signed with the shared secret
-// (X-Hub-Signature-256: sha256=<hmac>) and triggers a reconcile.
+// (X-Hub-Signature-256: sha256=<hmac>) and triggers a reconcile. A
+// delivery id (X-GitHub-Delivery) seen before is a replay and refused.
 func (c *Controller) hook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -48,6 +50,10 @@ func (c *Controller) hook(w http.ResponseWriter, r *http.Request) {
 	}
 	if !validSignature(c.opts.WebhookSecret, body, r.Header.Get("X-Hub-Signature-256")) {
 		http.Error(w, "signature does not match", http.StatusUnauthorized)
+		return
+	}
+	if id := r.Header.Get("X-GitHub-Delivery"); id != "" && !c.deliveries.first(id) {
+		http.Error(w, "delivery "+id+" was received before: replays are refused", http.StatusConflict)
 		return
 	}
 	if ev := r.Header.Get("X-GitHub-Event"); ev != "" && ev != "push" && ev != "ping" {
@@ -71,4 +77,32 @@ func validSignature(secret, body []byte, header string) bool {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// recentDeliveries remembers the last webhook delivery ids.
+type recentDeliveries struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	ring []string
+	next int
+}
+
+// maxDeliveries is how many delivery ids are remembered.
+const maxDeliveries = 4096
+
+// first records id and reports whether it is new; the oldest id is
+// forgotten once maxDeliveries are held.
+func (d *recentDeliveries) first(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen[id] {
+		return false
+	}
+	if d.seen == nil {
+		d.seen, d.ring = map[string]bool{}, make([]string, maxDeliveries)
+	}
+	delete(d.seen, d.ring[d.next])
+	d.ring[d.next], d.seen[id] = id, true
+	d.next = (d.next + 1) % maxDeliveries
+	return true
 }
