@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,13 +174,21 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		objects := len(res.Applied.Changes)
 		w.take()
 
-		start = time.Now()
-		res, err = rec.Reconcile(ctx, mDir)
-		if err != nil {
-			b.Fatalf("no-op reconcile: %v", err)
+		// No-op reconciles: the first right after the cold apply, while
+		// istiod still writes status, then four more; the median is the
+		// steady state.
+		var noops []time.Duration
+		for range 5 {
+			start = time.Now()
+			if _, err = rec.Reconcile(ctx, mDir); err != nil {
+				b.Fatalf("no-op reconcile: %v", err)
+			}
+			noops = append(noops, time.Since(start))
 		}
-		noop := time.Since(start)
 		noopWrites, _ := w.take()
+		firstNoop := noops[0]
+		slices.Sort(noops)
+		noop := noops[len(noops)/2]
 
 		// Drift: a kubectl-label change on one namespace.
 		desired, err := rec.Desired(ctx, mDir)
@@ -208,12 +217,13 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		b.ReportMetric(kubectl.Seconds(), "kubectl-apply-s")
 		b.ReportMetric(cold.Seconds(), "meshcd-cold-s")
 		b.ReportMetric(cold.Seconds()/kubectl.Seconds(), "meshcd/kubectl")
-		b.ReportMetric(noop.Seconds(), "noop-s")
+		b.ReportMetric(firstNoop.Seconds(), "noop-first-s")
+		b.ReportMetric(noop.Seconds(), "noop-median-s")
 		b.ReportMetric(float64(noopWrites), "noop-writes")
 		b.ReportMetric(float64(latency.Microseconds())/1000, "drift-ms")
 		b.ReportMetric(peakRSS(), "peak-RSS-MiB")
-		b.Logf("%d objects: kubectl apply --server-side %s, meshcd cold reconcile %s (%.2fx), no-op %s with %d writes, drift noticed after %s, peak RSS %.0f MiB",
-			objects, kubectl.Round(time.Millisecond), cold.Round(time.Millisecond), cold.Seconds()/kubectl.Seconds(), noop.Round(time.Millisecond), noopWrites, latency.Round(time.Millisecond), peakRSS())
+		b.Logf("%d objects: kubectl apply --server-side %s, meshcd cold reconcile %s (%.2fx), no-op first %s, median of 5 %s, %d writes in all 5, drift noticed after %s, peak RSS %.0f MiB",
+			objects, kubectl.Round(time.Millisecond), cold.Round(time.Millisecond), cold.Seconds()/kubectl.Seconds(), firstNoop.Round(time.Millisecond), noop.Round(time.Millisecond), noopWrites, latency.Round(time.Millisecond), peakRSS())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,6 +111,14 @@ type Reconciler struct {
 	store  *inventory.Store
 	// rollouts steps the spec's DataplaneRollouts after each reconcile.
 	rollouts *dataplane.Runner
+	// rendered renders a directory again only when its files changed.
+	rendered renderer.Cache
+
+	mu sync.Mutex
+	// findings are the rule catalogue's findings on the last render, set
+	// once checked.
+	findings []rules.Finding
+	checked  bool
 }
 
 // New returns a Reconciler working through c.
@@ -139,12 +148,12 @@ func (r *Reconciler) RolloutStore() *dataplane.Store {
 // prune prunes nothing; a failed delete stays in the inventory.
 func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error) {
 	res := &Result{}
-	bundle, err := renderer.Render(dir, r.opts.Render)
+	bundle, fresh, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		res.Reason = ReasonRenderFailed
 		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)
 	}
-	if err := r.validate(bundle, res); err != nil {
+	if err := r.validate(bundle, fresh, res); err != nil {
 		return res, err
 	}
 	if err := r.admit(bundle, res); err != nil {
@@ -227,8 +236,15 @@ func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.Data
 
 // validate runs the rule catalogue; an error finding not allowed stops the
 // reconcile before anything is written.
-func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
-	res.Findings = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings})
+// fresh says whether bundle was rendered anew; an unchanged one keeps its
+// findings.
+func (r *Reconciler) validate(bundle *renderer.Bundle, fresh bool, res *Result) error {
+	r.mu.Lock()
+	if fresh || !r.checked {
+		r.findings, r.checked = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings}), true
+	}
+	res.Findings = append([]rules.Finding(nil), r.findings...)
+	r.mu.Unlock()
 	if rules.HasErrors(res.Findings) {
 		res.Reason = ReasonValidationFailed
 		n := 0
@@ -245,10 +261,18 @@ func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
 // admit refuses the objects the source may not write, before anything is
 // written.
 func (r *Reconciler) admit(bundle *renderer.Bundle, res *Result) error {
+	scopes := map[schema.GroupVersionKind]bool{}
 	namespaced := func(gvk schema.GroupVersionKind) (bool, error) {
+		if ns, ok := scopes[gvk]; ok {
+			return ns, nil
+		}
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(gvk)
-		return r.client.IsObjectNamespaced(u)
+		ns, err := r.client.IsObjectNamespaced(u)
+		if err == nil {
+			scopes[gvk] = ns
+		}
+		return ns, err
 	}
 	origin := func(o *unstructured.Unstructured) string { return bundle.Origin(o).String() }
 	if err := r.opts.Admit.Check(bundle.Objects, namespaced, origin); err != nil {
