@@ -198,8 +198,14 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		watchCtx, cancel := context.WithCancel(ctx)
 		events := make(chan drift.Event, 4)
 		watcher := newWatcher(b, cluster, mc)
+		synced := make(chan struct{})
+		watcher.Synced = func() { close(synced) }
 		go func() { _ = watcher.Watch(watchCtx, desired, func(ev drift.Event) { events <- ev }) }()
-		time.Sleep(3 * time.Second) // informers list 10,000 objects first
+		select { // the informers list every object first
+		case <-synced:
+		case <-time.After(2 * time.Minute):
+			b.Fatal("the drift watch did not sync in 2 min")
+		}
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mNS[0]}}
 		changed := time.Now()
 		patchLabel(b, mc, ns, ambient.LabelUseWaypoint, "none")

@@ -44,15 +44,18 @@ func (e *env) watch(ctx context.Context) <-chan drift.Event {
 	}
 	events := make(chan drift.Event, 16)
 	w := newWatcher(e.t, clustertest.Cluster(e.t), e.client)
-	started := make(chan struct{})
+	synced := make(chan struct{})
+	w.Synced = func() { close(synced) }
 	go func() {
-		close(started)
 		if err := w.Watch(ctx, desired, func(ev drift.Event) { events <- ev }); err != nil {
 			e.t.Errorf("watch: %v", err)
 		}
 	}()
-	<-started
-	time.Sleep(time.Second) // let the informers sync before changing anything
+	select { // nothing changes before the informers have listed
+	case <-synced:
+	case <-time.After(time.Minute):
+		e.t.Fatal("the drift watch did not sync in a minute")
+	}
 	return events
 }
 

@@ -26,6 +26,9 @@ type Watcher struct {
 	// Dynamic and Mapper run the informers.
 	Dynamic dynamic.Interface
 	Mapper  meta.RESTMapper
+	// Synced, when set, is called once the informers have listed every
+	// kind: from then on a change is noticed as it happens.
+	Synced func()
 }
 
 // Event is a drifted object noticed by a watch.
@@ -102,6 +105,9 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
+	}
+	if w.Synced != nil {
+		w.Synced()
 	}
 	for {
 		select {
