@@ -27,10 +27,10 @@ type Lister struct {
 }
 
 var (
-	// Managed selects meshcd's own objects.
-	Managed = labels.SelectorFromSet(labels.Set{ambient.LabelManagedBy: ambient.ManagedByValue})
-	// Waypoints selects what istiod creates for a waypoint Gateway.
-	Waypoints = exists(ambient.LabelGatewayName)
+	// managed selects meshcd's own objects.
+	managed = labels.SelectorFromSet(labels.Set{ambient.LabelManagedBy: ambient.ManagedByValue})
+	// waypoints selects what istiod creates for a waypoint Gateway.
+	waypoints = exists(ambient.LabelGatewayName)
 
 	deploymentGK    = schema.GroupKind{Group: "apps", Kind: "Deployment"}
 	endpointSliceGK = schema.GroupKind{Group: "discovery.k8s.io", Kind: "EndpointSlice"}
@@ -52,11 +52,11 @@ func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister
 	slice := &unstructured.Unstructured{}
 	slice.SetGroupVersionKind(endpointSliceGK.WithVersion("v1"))
 	c, err := cache.New(cfg, cache.Options{
-		DefaultLabelSelector: Managed,
+		DefaultLabelSelector: managed,
 		DefaultTransform:     cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			deployment: {Label: Waypoints},
-			slice:      {Label: Waypoints},
+			deployment: {Label: waypoints},
+			slice:      {Label: waypoints},
 		},
 	})
 	if err != nil {
@@ -69,7 +69,7 @@ func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister
 	return &Lister{
 		cache:  c,
 		direct: direct,
-		byKind: map[schema.GroupKind]string{deploymentGK: Waypoints.String(), endpointSliceGK: Waypoints.String()},
+		byKind: map[schema.GroupKind]string{deploymentGK: waypoints.String(), endpointSliceGK: waypoints.String()},
 	}, nil
 }
 
@@ -107,7 +107,7 @@ func (l *Lister) cached(list client.ObjectList, opts []client.ListOption) bool {
 	gk := schema.GroupKind{Group: gvk.Group, Kind: strings.TrimSuffix(gvk.Kind, "List")}
 	want, ok := l.byKind[gk]
 	if !ok {
-		want = Managed.String()
+		want = managed.String()
 	}
 	return lo.LabelSelector.String() == want
 }
