@@ -367,10 +367,8 @@ func (r *Runner) canaryGates(ctx context.Context, s Stage, c *CanaryState, b Bun
 			}
 		}
 	}
-	if s.Gates != nil && s.Gates.Prometheus != nil {
-		if ok, why := prometheusGate(ctx, s.Gates.Prometheus, s.Resolved); !ok {
-			return false, why, nil
-		}
+	if ok, why := prometheusGate(ctx, s); !ok {
+		return false, why, nil
 	}
 	return true, "", nil
 }

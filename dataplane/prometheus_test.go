@@ -30,6 +30,11 @@ func promServer(t *testing.T, result string) (string, *[]string) {
 	return srv.URL, &queries
 }
 
+// gated is a stage over namespaces with the Prometheus gate g.
+func gated(g *meshspec.PrometheusGate, namespaces ...string) Stage {
+	return Stage{Stage: meshspec.Stage{Gates: &meshspec.Gates{Prometheus: g}}, Resolved: namespaces}
+}
+
 func sample(ns, value string) string {
 	return fmt.Sprintf(`{"metric":{"destination_service_namespace":%q},"value":[1764300000,%q]}`, ns, value)
 }
@@ -50,7 +55,7 @@ func TestPrometheusGate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url, queries := promServer(t, tc.result)
-			ok, why := prometheusGate(context.Background(), &meshspec.PrometheusGate{URL: url, Query: query, Max: tc.max}, []string{"shop", "pay"})
+			ok, why := prometheusGate(context.Background(), gated(&meshspec.PrometheusGate{URL: url, Query: query, Max: tc.max}, "shop", "pay"))
 			if ok != tc.ok || !strings.Contains(why, tc.why) {
 				t.Fatalf("got (%v, %q), want (%v, containing %q)", ok, why, tc.ok, tc.why)
 			}
@@ -65,7 +70,7 @@ func TestPrometheusGate(t *testing.T) {
 			http.Error(w, `{"status":"error","errorType":"bad_data","error":"parse error"}`, http.StatusBadRequest)
 		}))
 		defer srv.Close()
-		ok, why := prometheusGate(context.Background(), &meshspec.PrometheusGate{URL: srv.URL, Query: "up{", Max: "1"}, nil)
+		ok, why := prometheusGate(context.Background(), gated(&meshspec.PrometheusGate{URL: srv.URL, Query: "up{", Max: "1"}))
 		if ok || !strings.Contains(why, "failed") {
 			t.Fatalf("got (%v, %q), want a gate that does not hold and says the query failed", ok, why)
 		}

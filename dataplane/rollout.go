@@ -408,10 +408,8 @@ func (r *Runner) gates(ctx context.Context, s Stage, b Bundle, v View, unhealthy
 			}
 		}
 	}
-	if s.Gates != nil && s.Gates.Prometheus != nil {
-		if ok, why := prometheusGate(ctx, s.Gates.Prometheus, s.Resolved); !ok {
-			return false, why, nil
-		}
+	if ok, why := prometheusGate(ctx, s); !ok {
+		return false, why, nil
 	}
 	return true, "", nil
 }

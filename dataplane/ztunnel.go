@@ -37,17 +37,24 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 	if st.Ztunnel == nil {
 		st.Ztunnel = &ZtunnelState{}
 	}
-	before := len(st.Ztunnel.Replaced)
-	done, progress, err := r.moveZtunnel(ctx, ro.Spec.Ztunnel, st, b.Ztunnel, unhealthy)
-	if err != nil || st.Phase == PhasePaused {
+	m, err := r.moveZtunnel(ctx, ro.Spec.Ztunnel, b.Ztunnel, unhealthy)
+	if err != nil {
 		return err
 	}
-	if done {
-		st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s; %s", b.Version, progress)
+	if m.blocked != "" {
+		st.Phase, st.Message = PhasePaused, "paused: "+m.blocked
+		return nil
+	}
+	if m.from != "" && st.Ztunnel.Previous == "" {
+		st.Ztunnel.Previous = m.from
+	}
+	st.Ztunnel.Replaced = append(st.Ztunnel.Replaced, m.replaced...)
+	if m.done {
+		st.Phase, st.Message = PhaseSucceeded, fmt.Sprintf("every stage runs bundle %s; %s", b.Version, m.progress)
 		return nil
 	}
 	now := r.now()
-	if len(st.Ztunnel.Replaced) > before || strings.HasPrefix(progress, "ztunnel DaemonSet set to") {
+	if m.from != "" || len(m.replaced) > 0 {
 		st.StageStarted = now // progress: the next nodes get a full timeout
 	}
 	timeout := DefaultGateTimeout
@@ -55,11 +62,11 @@ func (r *Runner) stepZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout,
 		timeout = t.Duration
 	}
 	if now.Sub(st.StageStarted) > timeout {
-		st.Phase, st.Message, st.HealthySince = PhaseFailed, fmt.Sprintf("stage ztunnel made no progress within %s: %s", timeout, progress), time.Time{}
+		st.Phase, st.Message, st.HealthySince = PhaseFailed, fmt.Sprintf("stage ztunnel made no progress within %s: %s", timeout, m.progress), time.Time{}
 		r.revertZtunnel(st)
 		return nil
 	}
-	st.Message = progress
+	st.Message = m.progress
 	return nil
 }
 
@@ -74,7 +81,8 @@ func (r *Runner) revertZtunnel(st *State) {
 }
 
 // settleZtunnel moves a rolled back ztunnel to its previous image; done
-// once every node runs it.
+// once every node runs it. The rollout stays Failed until then, whatever
+// would pause a rollout.
 func (r *Runner) settleZtunnel(ctx context.Context, ro *meshspec.DataplaneRollout, st *State) (bool, error) {
 	if st.Ztunnel == nil || !st.Ztunnel.RollingBack {
 		return true, nil
@@ -83,11 +91,8 @@ func (r *Runner) settleZtunnel(ctx context.Context, ro *meshspec.DataplaneRollou
 	if z == nil {
 		z = &meshspec.ZtunnelRollout{Strategy: meshspec.ZtunnelNodeByNode, MaxUnavailable: 1}
 	}
-	phase, message := st.Phase, st.Message
-	done, _, err := r.moveZtunnel(ctx, z, st, st.Ztunnel.Previous, nil)
-	// A rollback stays Failed until it is done, whatever would pause a rollout.
-	st.Phase, st.Message = phase, message
-	if err != nil || !done {
+	m, err := r.moveZtunnel(ctx, z, st.Ztunnel.Previous, nil)
+	if err != nil || !m.done {
 		return false, err
 	}
 	st.Ztunnel.RollingBack = false
@@ -95,12 +100,26 @@ func (r *Runner) settleZtunnel(ctx context.Context, ro *meshspec.DataplaneRollou
 	return true, nil
 }
 
+// ztunnelMove is what one move of the ztunnel DaemonSet did and where it
+// left it.
+type ztunnelMove struct {
+	// done is set once every node runs the image, Ready.
+	done bool
+	// from is the image the move replaced in the DaemonSet, if it set it.
+	from string
+	// replaced are the nodes whose pod the move deleted.
+	replaced []string
+	// blocked says why ztunnel cannot be moved at all.
+	blocked string
+	// progress says where the move left ztunnel.
+	progress string
+}
+
 // moveZtunnel brings the ztunnel DaemonSet to image: it sets the image,
 // then, node by node, deletes one old pod at a time (OnDelete) and waits
 // for its replacement to be Ready before the next, within maxUnavailable.
-// The rolling strategy leaves the pods to the DaemonSet controller. done
-// is set once every node runs image, Ready; progress says where it is.
-func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, st *State, image string, unhealthy []string) (done bool, progress string, err error) {
+// The rolling strategy leaves the pods to the DaemonSet controller.
+func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, image string, unhealthy []string) (ztunnelMove, error) {
 	ns := r.ZtunnelNamespace
 	if ns == "" {
 		ns = meshspec.DefaultRootNamespace
@@ -108,34 +127,29 @@ func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, st
 	ds := &appsv1.DaemonSet{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ZtunnelName}, ds); err != nil {
 		if apierrors.IsNotFound(err) {
-			st.Phase, st.Message = PhasePaused, fmt.Sprintf("paused: no DaemonSet %s/%s to roll; install ztunnel first", ns, ZtunnelName)
-			return false, "", nil
+			return ztunnelMove{blocked: fmt.Sprintf("no DaemonSet %s/%s to roll; install ztunnel first", ns, ZtunnelName)}, nil
 		}
-		return false, "", fmt.Errorf("ztunnel DaemonSet read failed: %w", err)
+		return ztunnelMove{}, fmt.Errorf("ztunnel DaemonSet read failed: %w", err)
 	}
 	if z.Strategy == meshspec.ZtunnelNodeByNode && ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
-		st.Phase, st.Message = PhasePaused, fmt.Sprintf("paused: node-by-node needs DaemonSet %s/%s with updateStrategy OnDelete, it has %s; change the install or use strategy rolling", ns, ZtunnelName, ds.Spec.UpdateStrategy.Type)
-		return false, "", nil
+		return ztunnelMove{blocked: fmt.Sprintf("node-by-node needs DaemonSet %s/%s with updateStrategy OnDelete, it has %s; change the install or use strategy rolling", ns, ZtunnelName, ds.Spec.UpdateStrategy.Type)}, nil
 	}
 	i := ztunnelContainer(ds.Spec.Template.Spec.Containers)
 	if i < 0 {
-		return false, "", fmt.Errorf("DaemonSet %s/%s has no containers", ns, ZtunnelName)
+		return ztunnelMove{}, fmt.Errorf("DaemonSet %s/%s has no containers", ns, ZtunnelName)
 	}
 	if img := ds.Spec.Template.Spec.Containers[i].Image; img != image {
-		if st.Ztunnel.Previous == "" {
-			st.Ztunnel.Previous = img
-		}
 		patch := client.StrategicMergeFrom(ds.DeepCopy())
 		ds.Spec.Template.Spec.Containers[i].Image = image
 		if err := r.Client.Patch(ctx, ds, patch, client.FieldOwner(ambient.FieldManager)); err != nil {
-			return false, "", fmt.Errorf("ztunnel DaemonSet image update failed: %w", err)
+			return ztunnelMove{}, fmt.Errorf("ztunnel DaemonSet image update failed: %w", err)
 		}
-		return false, fmt.Sprintf("ztunnel DaemonSet set to %s; replacing its pods %s", image, z.Strategy), nil
+		return ztunnelMove{from: img, progress: fmt.Sprintf("ztunnel DaemonSet set to %s; replacing its pods %s", image, z.Strategy)}, nil
 	}
 	desired := int(ds.Status.DesiredNumberScheduled)
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(ds.Spec.Selector.MatchLabels)); err != nil {
-		return false, "", fmt.Errorf("ztunnel pods list failed: %w", err)
+		return ztunnelMove{}, fmt.Errorf("ztunnel pods list failed: %w", err)
 	}
 	var old []corev1.Pod
 	ready, updated := 0, 0
@@ -156,10 +170,10 @@ func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, st
 		}
 	}
 	if updated == desired && len(old) == 0 {
-		return true, fmt.Sprintf("ztunnel %s on %d nodes", image, desired), nil
+		return ztunnelMove{done: true, progress: fmt.Sprintf("ztunnel %s on %d nodes", image, desired)}, nil
 	}
 	if z.Strategy == meshspec.ZtunnelRolling {
-		return false, fmt.Sprintf("ztunnel rolling: %d of %d nodes run %s", updated, desired, image), nil
+		return ztunnelMove{progress: fmt.Sprintf("ztunnel rolling: %d of %d nodes run %s", updated, desired, image)}, nil
 	}
 	maxUnavailable := int(z.MaxUnavailable)
 	if maxUnavailable < 1 {
@@ -171,21 +185,18 @@ func (r *Runner) moveZtunnel(ctx context.Context, z *meshspec.ZtunnelRollout, st
 		if len(unhealthy) > 0 {
 			why = unhealthy[0] + " is unhealthy"
 		}
-		return false, fmt.Sprintf("ztunnel node by node to %s: %d of %d nodes done; waiting: %s", image, updated, desired, why), nil
+		return ztunnelMove{progress: fmt.Sprintf("ztunnel node by node to %s: %d of %d nodes done; waiting: %s", image, updated, desired, why)}, nil
 	}
 	sort.Slice(old, func(a, b int) bool { return old[a].Spec.NodeName < old[b].Spec.NodeName })
 	var nodes []string
 	for _, p := range old[:min(free, len(old))] {
 		uid := p.UID
 		if err := r.Client.Delete(ctx, &p, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-			return false, "", fmt.Errorf("ztunnel pod %s on node %s delete failed: %w", p.Name, p.Spec.NodeName, err)
+			return ztunnelMove{}, fmt.Errorf("ztunnel pod %s on node %s delete failed: %w", p.Name, p.Spec.NodeName, err)
 		}
 		nodes = append(nodes, p.Spec.NodeName)
 	}
-	if !st.Ztunnel.RollingBack {
-		st.Ztunnel.Replaced = append(st.Ztunnel.Replaced, nodes...)
-	}
-	return false, fmt.Sprintf("ztunnel node by node to %s: replacing the pod on %s (%d of %d nodes done)", image, strings.Join(nodes, ", "), updated, desired), nil
+	return ztunnelMove{replaced: nodes, progress: fmt.Sprintf("ztunnel node by node to %s: replacing the pod on %s (%d of %d nodes done)", image, strings.Join(nodes, ", "), updated, desired)}, nil
 }
 
 // ztunnelContainer is the index of ztunnel's proxy container.
