@@ -16,13 +16,12 @@ import (
 	"github.com/meshcd/meshcd/reconciler/drift"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
-	"github.com/meshcd/meshcd/renderer"
 )
 
 // Desired renders dir, adds what the rollouts have reached, and stamps
 // every object as apply would send it.
 func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
-	bundle, err := renderer.Render(dir, r.opts.Render)
+	bundle, _, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
 	}

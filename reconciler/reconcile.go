@@ -115,10 +115,9 @@ type Reconciler struct {
 	rendered renderer.Cache
 
 	mu sync.Mutex
-	// findings are the rule catalogue's findings on the last render, set
-	// once checked.
+	// findings are the rule catalogue's findings on the render of checked.
 	findings []rules.Finding
-	checked  bool
+	checked  *meshspec.Set
 }
 
 // New returns a Reconciler working through c.
@@ -148,12 +147,12 @@ func (r *Reconciler) RolloutStore() *dataplane.Store {
 // prune prunes nothing; a failed delete stays in the inventory.
 func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error) {
 	res := &Result{}
-	bundle, fresh, err := r.rendered.Render(dir, r.opts.Render)
+	bundle, _, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		res.Reason = ReasonRenderFailed
 		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)
 	}
-	if err := r.validate(bundle, fresh, res); err != nil {
+	if err := r.validate(bundle, res); err != nil {
 		return res, err
 	}
 	if err := r.admit(bundle, res); err != nil {
@@ -236,12 +235,11 @@ func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.Data
 
 // validate runs the rule catalogue; an error finding not allowed stops the
 // reconcile before anything is written.
-// fresh says whether bundle was rendered anew; an unchanged one keeps its
-// findings.
-func (r *Reconciler) validate(bundle *renderer.Bundle, fresh bool, res *Result) error {
+// A render the cache kept (the same spec) keeps its findings.
+func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
 	r.mu.Lock()
-	if fresh || !r.checked {
-		r.findings, r.checked = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings}), true
+	if r.checked != bundle.Spec {
+		r.findings, r.checked = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings}), bundle.Spec
 	}
 	res.Findings = append([]rules.Finding(nil), r.findings...)
 	r.mu.Unlock()

@@ -25,8 +25,9 @@ type Cache struct {
 
 // Render returns the bundle of dir, rendered again only when the
 // repository's files or opts changed since the last successful render;
-// fresh says whether it was. The bundle's Objects must not be changed; the
-// Bundle itself and its slice are the caller's.
+// fresh says whether it was. The bundle's Objects and Spec must not be
+// changed; the Bundle itself and its slice are the caller's. Every bundle
+// of one render shares its Spec, so the Spec tells renders apart.
 func (c *Cache) Render(dir string, opts Options) (b *Bundle, fresh bool, err error) {
 	key, err := treeKey(dir, opts)
 	if err != nil {
