@@ -27,15 +27,12 @@ var (
 // Main starts the package's cluster, runs its tests and stops the cluster.
 // Call it from TestMain.
 func Main(m *testing.M) {
-	os.Exit(run(m, localcluster.Options{}))
+	os.Exit(Run(m, localcluster.Options{}))
 }
 
-// MainWith is Main with cluster options, such as lower apiserver limits.
-func MainWith(m *testing.M, opts localcluster.Options) {
-	os.Exit(run(m, opts))
-}
-
-func run(m *testing.M, opts localcluster.Options) int {
+// Run is Main with cluster options and without the exit: it returns the
+// tests' exit code, for a TestMain that reports on the run before it exits.
+func Run(m *testing.M, opts localcluster.Options) int {
 	// controller-runtime's informers log through it; the tests read what
 	// they need from the cluster.
 	ctrllog.SetLogger(logr.Discard())
