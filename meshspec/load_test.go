@@ -343,6 +343,22 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 			{`t.yaml:10:64: DataplaneRollout proxies: spec.waypoints.stages[0].gates.prometheus.max: `, `want a decimal number such as "0.01", got "one percent"`},
 		},
 	}, {
+		name: "PrometheusMaxNotFinite",
+		data: lines("apiVersion: meshcd.dev/v1alpha1", "kind: DataplaneRollout", "metadata: {name: proxies}", "spec:", `  bundle: "1.31.1"`,
+			"  waypoints:", "    stages:",
+			"      - {name: a, namespaces: [a], gates: {prometheus: {url: 'http://p:9090', query: up, max: NaN}}}",
+			"      - {name: b, namespaces: [b], gates: {prometheus: {url: 'http://p:9090', query: up, max: Inf}}}",
+			"      - {name: c, namespaces: [c], gates: {prometheus: {url: 'http://p:9090', query: up, max: +Inf}}}",
+			"      - {name: d, namespaces: [d], gates: {prometheus: {url: 'http://p:9090', query: up, max: -Inf}}}",
+			"      - {name: e, namespaces: [e], gates: {prometheus: {url: 'http://p:9090', query: up, max: '1e400'}}}"),
+		want: [][2]string{
+			{`t.yaml:8:90: DataplaneRollout proxies: spec.waypoints.stages[0].gates.prometheus.max: `, `must be a finite number such as "0.01", got "NaN"`},
+			{`t.yaml:9:90: DataplaneRollout proxies: spec.waypoints.stages[1].gates.prometheus.max: `, `must be a finite number such as "0.01", got "Inf"`},
+			{`t.yaml:10:90: DataplaneRollout proxies: spec.waypoints.stages[2].gates.prometheus.max: `, `must be a finite number such as "0.01", got "+Inf"`},
+			{`t.yaml:11:90: DataplaneRollout proxies: spec.waypoints.stages[3].gates.prometheus.max: `, `must be a finite number such as "0.01", got "-Inf"`},
+			{`t.yaml:12:90: DataplaneRollout proxies: spec.waypoints.stages[4].gates.prometheus.max: `, `want a decimal number such as "0.01", got "1e400"`},
+		},
+	}, {
 		name: "EveryBrokenDocumentOfTheFile",
 		data: lines("just text", "---", nsHead, "  mtls: NONE"),
 		want: [][2]string{

@@ -3,6 +3,7 @@ package meshspec
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -371,7 +372,9 @@ func prometheusGate(p *problems, path string, g *PrometheusGate) {
 	if strings.TrimSpace(g.Query) == "" {
 		p.add(path+".query", "a PromQL query is required")
 	}
-	if _, err := strconv.ParseFloat(g.Max, 64); err != nil {
+	if limit, err := strconv.ParseFloat(g.Max, 64); err != nil {
 		p.add(path+".max", "want a decimal number such as \"0.01\", got %q", g.Max)
+	} else if math.IsNaN(limit) || math.IsInf(limit, 0) {
+		p.add(path+".max", "must be a finite number such as \"0.01\", got %q", g.Max)
 	}
 }
