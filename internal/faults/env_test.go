@@ -268,7 +268,7 @@ func (e *env) converged() (bool, string) {
 type writes struct {
 	mu   sync.Mutex
 	seen []string
-	// at, when set, is called with the index of each write before it is
+	// before, when set, is called with the index of each write before it is
 	// sent; an error stops it there.
 	before func(i int, req *http.Request) error
 	// after is called with the index of each write once it was answered.
@@ -317,3 +317,10 @@ func (w *writes) take() []string {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// snapshot returns the first n writes seen.
+func (w *writes) snapshot(n int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.seen[:n]...)
+}
