@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,16 +24,31 @@ import (
 // skip the waypoint's policies. An object that no longer carries meshcd's
 // label is left alone. It returns the entries that must stay in the
 // inventory: those whose removal failed or waits.
+//
+// Every stale object is read before any is removed. When one cannot be
+// read, because its kind is no longer served (a CRD's group is gone, an
+// aggregated API is unavailable) or the read fails, nothing is pruned: API
+// discovery that is partial now hides what it cannot see, and the next
+// reconcile retries with the same inventory.
 func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSet, []inventory.Entry, error) {
 	cs := &ChangeSet{}
 	ordered := append([]inventory.Entry(nil), stale...)
 	sort.SliceStable(ordered, func(i, j int) bool { return pruneRank(ordered[i]) < pruneRank(ordered[j]) })
-	var (
-		kept []inventory.Entry
-		errs []error
-	)
-	for _, e := range ordered {
-		c, err := m.pruneOne(ctx, e)
+	lives := make([]*unstructured.Unstructured, len(ordered))
+	var errs []error
+	for i, e := range ordered {
+		live, err := m.read(ctx, e)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		lives[i] = live
+	}
+	if len(errs) > 0 {
+		return cs, stale, fmt.Errorf("nothing pruned, %d stale objects could not be read: %w", len(errs), errors.Join(errs...))
+	}
+	var kept []inventory.Entry
+	for i, e := range ordered {
+		c, err := m.pruneOne(ctx, e, lives[i])
 		if err != nil {
 			kept = append(kept, e)
 			errs = append(errs, err)
@@ -44,6 +60,46 @@ func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSe
 		cs.add(c)
 	}
 	return cs, kept, errors.Join(errs...)
+}
+
+// read gets the live object of a stale entry; nil when it is already gone.
+// A kind the API server does not serve is an error, never "gone".
+func (m *Manager) read(ctx context.Context, e inventory.Entry) (*unstructured.Unstructured, error) {
+	stub, err := e.Object()
+	if err != nil {
+		return nil, err
+	}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(stub.GroupVersionKind())
+	err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
+	switch {
+	case err == nil:
+		return live, nil
+	case meta.IsNoMatchError(err) || unservedKind(err):
+		return nil, fmt.Errorf("%s: the API server does not serve its kind %s (a removed CRD or an unavailable aggregated API); restore the API and prune goes on: %w",
+			e, stub.GroupVersionKind().GroupVersion().WithKind(stub.GetKind()), err)
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%s read before prune failed: %w", e, err)
+}
+
+// unservedKind tells a 404 for a resource path the API server does not
+// serve from a 404 for an object that does not exist: the first is not a
+// Status from the server but its plain "404 page not found".
+func unservedKind(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	if d := status.Status().Details; d != nil {
+		for _, c := range d.Causes {
+			if c.Type == metav1.CauseTypeUnexpectedServerResponse {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pruneRank orders removal: labels, then objects, then waypoint Gateways.
@@ -62,21 +118,11 @@ func isGatewayID(id string) bool {
 	return err == nil && obj.GroupVersionKind().GroupKind() == ambient.GatewayGK
 }
 
-func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry) (Change, error) {
-	stub, err := e.Object()
-	if err != nil {
-		return Change{}, err
-	}
+func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
 	c := Change{Object: e.String()}
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(stub.GroupVersionKind())
-	err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
-	switch {
-	case apierrors.IsNotFound(err):
+	if live == nil {
 		c.Action, c.Reason = Pruned, "already gone"
 		return c, nil
-	case err != nil:
-		return c, fmt.Errorf("%s read before prune failed: %w", c.Object, err)
 	}
 	if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
 		c.Action, c.Reason = Skipped, "no longer carries meshcd's label "+ambient.LabelManagedBy+"; left alone"
@@ -97,9 +143,9 @@ func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry) (Change, erro
 		// Applying nothing as meshcd releases every field meshcd owned:
 		// its labels and annotations go, the object stays.
 		bare := &unstructured.Unstructured{}
-		bare.SetGroupVersionKind(stub.GroupVersionKind())
-		bare.SetNamespace(stub.GetNamespace())
-		bare.SetName(stub.GetName())
+		bare.SetGroupVersionKind(live.GroupVersionKind())
+		bare.SetNamespace(live.GetNamespace())
+		bare.SetName(live.GetName())
 		if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bare), client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
 			return c, fmt.Errorf("%s label removal failed: %w", c.Object, err)
 		}
