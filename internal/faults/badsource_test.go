@@ -115,25 +115,63 @@ func serveWidgets(t *testing.T, e *env) {
 	if err := e.admin.Create(context.Background(), widgetCRD()); err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		l := &unstructured.UnstructuredList{}
-		l.SetAPIVersion("faults.meshcd.dev/v1")
-		l.SetKind("WidgetList")
-		return e.admin.List(ctx, l, client.InNamespace(e.ns)) == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("widgets never served: %v", err)
-	}
+	waitWidgets(t, e, true)
 }
 
-// TestBadSource_AKindNoLongerServedHoldsThePrune removes a CRD whose
-// object meshcd owns while the spec drops it and other objects: discovery
-// no longer resolves an inventory entry's kind, so nothing is pruned until
-// the API is back.
+// TestBadSource_AKindNoLongerServedHoldsThePrune takes away the API of an
+// object meshcd owns while the spec drops it and other objects: the kind
+// of an inventory entry no longer resolves, so nothing is pruned until the
+// API is back. The API goes in two ways: its CRD is deleted, or its group
+// is handed to an aggregated API server that does not answer.
 func TestBadSource_AKindNoLongerServedHoldsThePrune(t *testing.T) {
+	t.Run("CRD removed", func(t *testing.T) {
+		holdsPrune(t, "CRD removed", func(e *env) {
+			if err := e.admin.Delete(context.Background(), widgetCRD()); err != nil {
+				t.Fatal(err)
+			}
+			waitWidgets(t, e, false)
+		}, func(e *env) { serveWidgets(t, e) })
+	})
+	t.Run("aggregated API unavailable", func(t *testing.T) {
+		apiservice := func() *unstructured.Unstructured {
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("apiregistration.k8s.io/v1")
+			u.SetKind("APIService")
+			u.SetName("v1.faults.meshcd.dev")
+			return u
+		}
+		holdsPrune(t, "aggregated API unavailable", func(e *env) {
+			// The group's APIService, taken from the CRD's registration
+			// (without its automanaged label, so it stays as set) and
+			// pointed at a Service with no endpoints.
+			a := apiservice()
+			if err := e.admin.Get(context.Background(), client.ObjectKeyFromObject(a), a); err != nil {
+				t.Fatal(err)
+			}
+			labels := a.GetLabels()
+			delete(labels, "kube-aggregator.kubernetes.io/automanaged")
+			a.SetLabels(labels)
+			_ = unstructured.SetNestedMap(a.Object, map[string]any{"namespace": e.ns, "name": "nowhere", "port": int64(443)}, "spec", "service")
+			_ = unstructured.SetNestedField(a.Object, true, "spec", "insecureSkipTLSVerify")
+			if err := e.admin.Update(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			waitWidgets(t, e, false)
+		}, func(e *env) {
+			if err := e.admin.Delete(context.Background(), apiservice()); err != nil {
+				t.Fatal(err)
+			}
+			waitWidgets(t, e, true)
+		})
+	})
+}
+
+// holdsPrune converges on version A plus a Widget, takes the Widget's API
+// away, reconciles version B (no Widget, fewer objects) with the process
+// that knew the API and with a new one, and gives the API back.
+func holdsPrune(t *testing.T, how string, takeAway, giveBack func(*env)) {
 	e := newEnv(t, func(o *reconciler.Options) { o.Admit.Allow = []string{"Widget.faults.meshcd.dev"} })
-	crd := widgetCRD()
-	t.Cleanup(func() { _ = e.admin.Delete(context.Background(), crd) })
+	t.Cleanup(func() { _ = e.admin.Delete(context.Background(), widgetCRD()) })
 	serveWidgets(t, e)
 	widget := fmt.Sprintf("---\napiVersion: faults.meshcd.dev/v1\nkind: Widget\nmetadata: {name: w1, namespace: %s}\nspec: {size: 3}\n", e.ns)
 	e.write(versionA)
@@ -142,44 +180,53 @@ func TestBadSource_AKindNoLongerServedHoldsThePrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.files(map[string]string{"mesh.yaml": string(spec) + widget})
-	// The same process runs throughout, so its REST mapping of Widget is
-	// cached from before the API went: only the server can say it is gone.
+	// This process's REST mapping of Widget is cached from before the API
+	// went: only the server can tell it is gone.
 	r := e.process(nil)
 	if res, err := r.Reconcile(context.Background(), e.dir); err != nil || res.Reason != reconciler.ReasonSucceeded {
 		t.Fatalf("with widgets: %v %+v", err, res)
 	}
 	before := e.uids(e.survivors(versionA, versionA))
 
-	if err := e.admin.Delete(context.Background(), widgetCRD()); err != nil {
-		t.Fatal(err)
-	}
-	gone := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := e.admin.Get(ctx, client.ObjectKey{Name: crd.GetName()}, widgetCRD())
-		return err != nil, nil
-	})
-	if gone != nil {
-		t.Fatal("the CRD is not gone")
-	}
+	takeAway(e)
 	e.write(versionB)
-	for name, proc := range map[string]*reconciler.Reconciler{"the same process": r, "a new process": e.process(nil)} {
-		res, err := proc.Reconcile(context.Background(), e.dir)
+	for _, p := range []struct {
+		name string
+		r    *reconciler.Reconciler
+	}{{"the same process", r}, {"a new process", e.process(nil)}} {
+		w := &writes{}
+		res, err := p.r.Reconcile(context.Background(), e.dir)
 		said := fmt.Sprint(err)
-		t.Logf("%s: %s", name, said)
-		ok := err != nil && res.Reason == reconciler.ReasonPruneFailed && strings.Contains(said, "Widget") && strings.Contains(said, "does not serve its kind")
+		t.Logf("%s: %s", p.name, said)
+		ok := err != nil && res.Reason == reconciler.ReasonPruneFailed && strings.Contains(said, "nothing pruned") && strings.Contains(said, "Widget") && deletes(w.take()) == 0
 		lost, orphaned, unintended, notes := e.count(versionA, before)
 		if len(notes) > 0 {
 			t.Logf("%v", notes)
 		}
-		record(t, outcome{Kind: "bad source: an inventory entry's kind is not served (CRD removed)", Converged: ok, Lost: lost, Orphaned: orphaned, Unintended: unintended})
+		record(t, outcome{Kind: "bad source: an inventory entry's kind is not served (" + how + ")", Converged: ok, Lost: lost, Orphaned: orphaned, Unintended: unintended})
 	}
 
 	// Once the API is back, the next reconcile prunes what the spec dropped.
-	serveWidgets(t, e)
+	giveBack(e)
 	if res, err := e.process(nil).Reconcile(context.Background(), e.dir); err != nil || res.Reason != reconciler.ReasonSucceeded {
 		t.Fatalf("with the API back: %v %+v", err, res)
 	}
 	if ok, why := e.converged(); !ok {
 		t.Fatalf("with the API back: %s", why)
+	}
+}
+
+// waitWidgets waits until widgets are served, or until they are not.
+func waitWidgets(t *testing.T, e *env, served bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		l := &unstructured.UnstructuredList{}
+		l.SetAPIVersion("faults.meshcd.dev/v1")
+		l.SetKind("WidgetList")
+		return (e.admin.List(ctx, l, client.InNamespace(e.ns)) == nil) == served, nil
+	})
+	if err != nil {
+		t.Fatalf("widgets served never became %v: %v", served, err)
 	}
 }
 
