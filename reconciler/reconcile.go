@@ -118,6 +118,8 @@ type Reconciler struct {
 	// findings are the rule catalogue's findings on the render of checked.
 	findings []rules.Finding
 	checked  *meshspec.Set
+	// holds are the objects kept out of the applies, by holdKey.
+	holds map[string]hold
 }
 
 // New returns a Reconciler working through c.
@@ -192,8 +194,9 @@ func (r *Reconciler) converge(ctx context.Context, bundle *renderer.Bundle, rend
 	if err != nil {
 		return err
 	}
-	applied, err := r.apply.Apply(ctx, bundle.Objects)
-	res.Applied = res.Applied.Merge(applied)
+	objs, held := r.unheld(bundle.Objects)
+	applied, err := r.apply.Apply(ctx, objs)
+	res.Applied = res.Applied.Merge(held).Merge(applied)
 	if err != nil {
 		res.Reason = ReasonApplyFailed
 		return fmt.Errorf("apply failed, nothing pruned: %w", err)
@@ -372,4 +375,73 @@ func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, re
 		}
 	}
 	return nil
+}
+
+// hold is an object kept out of the applies; see Hold.
+type hold struct {
+	object, digest, reason string
+}
+
+func holdKey(o *unstructured.Unstructured) string {
+	return o.GroupVersionKind().GroupKind().String() + "/" + o.GetNamespace() + "/" + o.GetName()
+}
+
+// Hold keeps an object out of the applies for as long as the spec renders
+// it as desired (stamped, as a drift event carries it) says: it stays in the
+// inventory and is never pruned for it, and each reconcile reports it as
+// skipped with reason. A spec that renders it differently, or no more, ends
+// the hold. The controller holds an object another field manager fights
+// over.
+func (r *Reconciler) Hold(desired *unstructured.Unstructured, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.holds == nil {
+		r.holds = map[string]hold{}
+	}
+	object := desired.GetKind() + " " + desired.GetName()
+	if ns := desired.GetNamespace(); ns != "" {
+		object = desired.GetKind() + " " + ns + "/" + desired.GetName()
+	}
+	r.holds[holdKey(desired)] = hold{object: object, digest: desired.GetAnnotations()[ambient.AnnotationDigest], reason: reason}
+}
+
+// Held reports whether obj's object is held.
+func (r *Reconciler) Held(obj *unstructured.Unstructured) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.holds[holdKey(obj)]
+	return ok
+}
+
+// unheld returns objs without the held ones and a skipped change for each
+// of those; a hold whose object the spec renders differently, or no more,
+// ends here.
+func (r *Reconciler) unheld(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, *apply.ChangeSet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.holds) == 0 {
+		return objs, nil
+	}
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	skipped := &apply.ChangeSet{}
+	rendered := map[string]bool{}
+	for _, o := range objs {
+		k := holdKey(o)
+		rendered[k] = true
+		if h, ok := r.holds[k]; ok {
+			d := o.DeepCopy()
+			if apply.Stamp(d) == nil && d.GetAnnotations()[ambient.AnnotationDigest] == h.digest {
+				skipped.Changes = append(skipped.Changes, apply.Change{Object: h.object, Action: apply.Skipped, Reason: h.reason})
+				continue
+			}
+			delete(r.holds, k)
+		}
+		out = append(out, o)
+	}
+	for k := range r.holds {
+		if !rendered[k] {
+			delete(r.holds, k)
+		}
+	}
+	return out, skipped
 }

@@ -14,12 +14,14 @@ import (
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/drift"
 	"github.com/meshcd/meshcd/reconciler/source"
 )
@@ -46,6 +48,13 @@ type Options struct {
 	// so that its gates are checked without waiting for the interval.
 	// Zero means DefaultRolloutPoll.
 	RolloutPoll time.Duration
+	// FightLimit is how many corrections of one field, each reverted by
+	// another field manager within FightWindow, make a fight: meshcd then
+	// stops correcting that object until the spec renders it differently,
+	// and reports the fight. Zero means drift.DefaultFightLimit and
+	// drift.DefaultFightWindow; a negative limit never declares a fight.
+	FightLimit  int
+	FightWindow time.Duration
 }
 
 // DefaultRolloutPoll is the RolloutPoll used when none is set.
@@ -67,10 +76,17 @@ type Controller struct {
 	ready    atomic.Bool
 	// deliveries are the webhook deliveries received, to refuse replays.
 	deliveries recentDeliveries
+	// fights are the fields another field manager keeps reverting; nil in
+	// report mode or with a negative FightLimit.
+	fights *drift.Fights
 
 	mu        sync.Mutex
 	watching  string // revision whose objects the drift watch follows
+	synced    string // watching, once its informers have listed
 	stopWatch context.CancelFunc
+	// fought are the desired objects of the last drift of each object,
+	// to hold one that a fight is declared on.
+	fought map[string]*unstructured.Unstructured
 }
 
 // New returns a Controller. events may be nil.
@@ -86,7 +102,12 @@ func New(c client.Client, dyn dynamic.Interface, mapper apimeta.RESTMapper, even
 		// another manager changed, and the drift is reported with its name.
 		opts.Reconciler.Apply.Force = true
 	}
+	var fights *drift.Fights
+	if opts.Drift == drift.ModeCorrect && opts.FightLimit >= 0 {
+		fights = &drift.Fights{Limit: opts.FightLimit, Window: opts.FightWindow}
+	}
 	return &Controller{
+		fights:   fights,
 		opts:     opts,
 		client:   c,
 		dynamic:  dyn,
@@ -183,6 +204,7 @@ func (c *Controller) Reconcile(ctx context.Context, why string) (retErr error) {
 	c.pauseDriftWatch(artifact.Revision)
 	res, err := c.rec.Reconcile(ctx, artifact.Dir)
 	c.metrics.record(res, time.Since(start).Seconds())
+	st.Fights = c.corrected(ctx, res, start)
 	c.report(obj, artifact.Revision, res, err)
 	c.log.Info("reconciled", "trigger", why, "revision", artifact.Revision, "reason", res.Reason, "applied", res.Applied.Summary(), "seconds", time.Since(start).Seconds())
 	if err != nil {
@@ -276,6 +298,14 @@ func (c *Controller) watchDrift(ctx context.Context, artifact *source.Artifact) 
 	wctx, cancel := context.WithCancel(ctx)
 	c.stopWatch, c.watching = cancel, artifact.Revision
 	w := &drift.Watcher{Client: c.client, Dynamic: c.dynamic, Mapper: c.mapper}
+	revision := artifact.Revision
+	w.Synced = func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.watching == revision {
+			c.synced = revision
+		}
+	}
 	go func() {
 		err := w.Watch(wctx, desired, func(ev drift.Event) { c.onDrift(ev) })
 		if err != nil && wctx.Err() == nil {
@@ -291,10 +321,92 @@ func (c *Controller) onDrift(ev drift.Event) {
 	for _, f := range ev.Drift.Fields {
 		fields = append(fields, fmt.Sprintf("%s by %s", f.Path, f.Manager))
 	}
+	if c.fights != nil {
+		c.mu.Lock()
+		if c.fought == nil {
+			c.fought = map[string]*unstructured.Unstructured{}
+		}
+		c.fought[ev.Drift.Object] = ev.Desired
+		c.mu.Unlock()
+		if f, declared := c.fights.Drifted(ev.Drift, ev.At); f != nil {
+			if declared {
+				c.declare(context.Background(), f)
+				c.Trigger("fight over " + f.Object) // to write it to the status
+			} else {
+				c.log.Debug("drift of an object held in a fight", "object", ev.Drift.Object, "fields", fields)
+			}
+			return
+		}
+	}
 	c.log.Info("drift", "object", ev.Drift.Object, "fields", fields, "missing", ev.Drift.Missing, "mode", c.opts.Drift)
 	if c.opts.Drift == drift.ModeCorrect {
 		c.Trigger("drift of " + ev.Drift.Object)
 	}
+}
+
+// corrected tells the fights which objects the reconcile that started at
+// start re-applied, declares the fights whose last correction that was,
+// forgets those whose hold the spec ended, and returns the fights for the
+// status.
+func (c *Controller) corrected(ctx context.Context, res *reconciler.Result, start time.Time) []drift.Fight {
+	if c.fights == nil {
+		return nil
+	}
+	if res.Applied != nil {
+		for _, ch := range res.Applied.Changes {
+			if ch.Action != apply.Configured {
+				continue
+			}
+			if f, declared := c.fights.Corrected(ch.Object, start); declared {
+				c.declare(ctx, f)
+			}
+		}
+	}
+	for _, f := range c.fights.All() {
+		c.mu.Lock()
+		desired := c.fought[f.Object]
+		c.mu.Unlock()
+		if desired == nil || !c.rec.Held(desired) {
+			c.log.Info("fight over: the spec changed, meshcd corrects the object again", "object", f.Object, "path", f.Path)
+			c.fights.Forget(f.Object)
+			c.mu.Lock()
+			delete(c.fought, f.Object)
+			c.mu.Unlock()
+		}
+	}
+	return c.fights.All()
+}
+
+// declare holds the object of a new fight out of the applies and reports
+// the fight: a log line, a Warning event FightDetected and a metric; the
+// status lists it from the next reconcile on.
+func (c *Controller) declare(ctx context.Context, f *drift.Fight) {
+	msg := f.String()
+	c.mu.Lock()
+	desired := c.fought[f.Object]
+	c.mu.Unlock()
+	if desired != nil {
+		c.rec.Hold(desired, msg)
+	}
+	c.metrics.fights.Inc()
+	c.log.Warn("fight with another field manager", "object", f.Object, "path", f.Path, "managers", f.Managers, "corrections", f.Corrections, "message", msg)
+	if c.events != nil {
+		_, cm, err := c.status.Load(ctx)
+		if err != nil {
+			cm = &corev1.ConfigMap{}
+			cm.Namespace, cm.Name = c.status.Namespace, c.status.Name
+		}
+		c.events.Event(cm, corev1.EventTypeWarning, "FightDetected", msg)
+	}
+}
+
+// DriftWatchSynced is the revision whose drift watch has listed every kind:
+// from then on a change to its objects is noticed as it happens. It is
+// empty before the first watch has synced and while none runs.
+func (c *Controller) DriftWatchSynced() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.synced
 }
 
 // pauseDriftWatch stops the watch when a new revision is about to be
@@ -305,7 +417,7 @@ func (c *Controller) pauseDriftWatch(revision string) {
 	defer c.mu.Unlock()
 	if c.watching != revision && c.stopWatch != nil {
 		c.stopWatch()
-		c.stopWatch, c.watching = nil, ""
+		c.stopWatch, c.watching, c.synced = nil, "", ""
 	}
 }
 

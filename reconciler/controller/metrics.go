@@ -13,6 +13,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	objects  *prometheus.CounterVec
 	drift    prometheus.Counter
+	fights   prometheus.Counter
 	findings *prometheus.GaugeVec
 }
 
@@ -30,11 +31,14 @@ func NewMetrics() *Metrics {
 		drift: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshcd_drift_total", Help: "Drifted objects noticed by the watch.",
 		}),
+		fights: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshcd_fights_total", Help: "Fights declared: a field another field manager reverted after each of meshcd's corrections.",
+		}),
 		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshcd_findings", Help: "Findings of the last reconcile, by rule and severity.",
 		}, []string{"rule", "severity"}),
 	}
-	m.registry.MustRegister(m.duration, m.objects, m.drift, m.findings,
+	m.registry.MustRegister(m.duration, m.objects, m.drift, m.fights, m.findings,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

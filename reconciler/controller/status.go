@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/drift"
 )
 
 // statusKey is the ConfigMap key holding the status as JSON.
@@ -28,6 +29,9 @@ type Status struct {
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
 	// LastAttemptedRevision is the last revision a reconcile tried.
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// Fights are the fields another field manager keeps reverting: meshcd
+	// stopped correcting their objects until the spec changes them.
+	Fights []drift.Fight `json:"fights,omitempty"`
 }
 
 // statusObject adapts a Status to fluxcd's condition helpers, which want a
