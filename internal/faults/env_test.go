@@ -37,6 +37,8 @@ type env struct {
 	dir   string
 	admin client.Client
 	opts  reconciler.Options
+	// user, when set, is the user the processes impersonate.
+	user string
 }
 
 func newEnv(t *testing.T, mutate func(*reconciler.Options)) *env {
@@ -64,6 +66,7 @@ func (e *env) process(wrap func(http.RoundTripper) http.RoundTripper) *reconcile
 	e.t.Helper()
 	cfg := rest.CopyConfig(clustertest.Cluster(e.t).RESTConfig())
 	cfg.WrapTransport = wrap
+	cfg.Impersonate.UserName = e.user
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		e.t.Fatal(err)
