@@ -222,6 +222,7 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 		return loadSpec(set, w, doc, pos, apiVersion, kind)
 	}
 	v := w.generic(doc, "")
+	w.identityStrings(doc)
 	if len(w.errs) > 0 {
 		return errors.Join(w.errs...)
 	}
@@ -581,6 +582,42 @@ func nodeKind(n *yaml.Node) string {
 		return "list"
 	}
 	return "value"
+}
+
+// identityStrings refuses a plain manifest whose apiVersion, kind,
+// metadata.name or metadata.namespace is not a string, such as "kind: 0":
+// decoded, it would be an object without that field.
+func (w *walker) identityStrings(doc *yaml.Node) {
+	check := func(m *yaml.Node, key, path string) {
+		n := valueOf(m, key)
+		switch {
+		case n == nil, n.Kind == yaml.ScalarNode && (n.Tag == "!!str" || n.Tag == "!!null"):
+		case n.Kind == yaml.ScalarNode:
+			w.fail(n, path, "want a string, got %s; quote it", n.Value)
+		default:
+			w.fail(n, path, "want a string, not a %s", nodeKind(n))
+		}
+	}
+	check(doc, "apiVersion", "apiVersion")
+	check(doc, "kind", "kind")
+	if meta := valueOf(doc, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+		check(meta, "name", "metadata.name")
+		check(meta, "namespace", "metadata.namespace")
+	}
+}
+
+// valueOf returns the value of a key of a mapping, aliases followed, or nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			n := m.Content[i+1]
+			if n.Kind == yaml.AliasNode && n.Alias != nil {
+				n = n.Alias
+			}
+			return n
+		}
+	}
+	return nil
 }
 
 // objectOf names a document "Kind namespace/name" or "Kind name" from its

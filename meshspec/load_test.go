@@ -313,6 +313,15 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: cfg}", "base: &b {a: x}", "data:", "  <<: *b"),
 		want: [][2]string{{`t.yaml:6:3: ConfigMap cfg: data: `, `merge keys (<<) are not supported`}},
 	}, {
+		name: "PlainManifestIdentityNotAString",
+		data: lines("apiVersion: 0", "kind: 0", "metadata: {name: A}", "---", "apiVersion: v1", "kind: ConfigMap", "metadata: {name: 1, namespace: [shop]}"),
+		want: [][2]string{
+			{`t.yaml:1:13: 0 A: apiVersion: `, `want a string, got 0; quote it`},
+			{`t.yaml:2:7: 0 A: kind: `, `want a string, got 0; quote it`},
+			{`t.yaml:7:18: ConfigMap 1: metadata.name: `, `want a string, got 1; quote it`},
+			{`t.yaml:7:32: ConfigMap 1: metadata.namespace: `, `want a string, not a list`},
+		},
+	}, {
 		name: "PlainManifestWithoutName",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "data: {a: b}"),
 		want: [][2]string{{`t.yaml:1:1: ConfigMap: metadata.name: `, `a manifest needs a name`}},
