@@ -56,6 +56,12 @@ type Manager struct {
 	client    client.Client
 	waypoints WaypointChecker
 	opts      Options
+
+	mu sync.Mutex
+	// stamped are the last apply's stamped copies, by the object each was
+	// made from: objects passed again (a render the cache kept) are not
+	// copied and digested again.
+	stamped map[*unstructured.Unstructured]*unstructured.Unstructured
 }
 
 // New returns a Manager. waypoints decides when enrollment labels may be written.
@@ -91,15 +97,15 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 // Apply applies objs in stages: CRDs and Namespaces, then Gateways, then the
 // rest, then the waypoint labels held back until their waypoints are ready.
 // It stops at the first stage with an error and returns what it did so far.
+//
+// Apply never changes objs, and it keeps its stamped copy of each until
+// the next Apply: an object must not be changed once it was passed (pass a
+// changed copy instead).
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
 	cs := &ChangeSet{}
-	desired := make([]*unstructured.Unstructured, 0, len(objs))
-	for _, o := range objs {
-		d := o.DeepCopy()
-		if err := Stamp(d); err != nil {
-			return cs, err
-		}
-		desired = append(desired, d)
+	desired, err := m.stamp(objs)
+	if err != nil {
+		return cs, err
 	}
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.
@@ -139,6 +145,30 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	changes, err := m.enroll(ctx, held, live)
 	cs.add(changes...)
 	return cs, err
+}
+
+// stamp returns a stamped copy of each object, reusing the last apply's.
+func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	m.mu.Lock()
+	prev := m.stamped
+	m.mu.Unlock()
+	next := make(map[*unstructured.Unstructured]*unstructured.Unstructured, len(objs))
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		d, ok := prev[o]
+		if !ok {
+			d = o.DeepCopy()
+			if err := Stamp(d); err != nil {
+				return nil, err
+			}
+		}
+		next[o] = d
+		out = append(out, d)
+	}
+	m.mu.Lock()
+	m.stamped = next
+	m.mu.Unlock()
+	return out, nil
 }
 
 // applyStage applies objs concurrently and returns one change for each.

@@ -37,10 +37,19 @@ func Stamp(obj *unstructured.Unstructured) error {
 // digest and every desired field with the same value. Fields the server
 // added (defaults, status, other managers' fields) do not matter.
 func Current(desired, live *unstructured.Unstructured) bool {
-	if live == nil || live.GetAnnotations()[ambient.AnnotationDigest] != desired.GetAnnotations()[ambient.AnnotationDigest] {
+	if live == nil || digestOf(live) != digestOf(desired) {
 		return false
 	}
 	return subset(desired.Object, live.Object)
+}
+
+// digestOf reads the digest annotation without copying the annotations,
+// as GetAnnotations does.
+func digestOf(u *unstructured.Unstructured) string {
+	meta, _ := u.Object["metadata"].(map[string]any)
+	annotations, _ := meta["annotations"].(map[string]any)
+	d, _ := annotations[ambient.AnnotationDigest].(string)
+	return d
 }
 
 // subset reports whether every field of want is in have with an equal value.
