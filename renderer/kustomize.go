@@ -1,12 +1,14 @@
 package renderer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -58,9 +60,59 @@ func repositoryRoot(dir string) string {
 	}
 }
 
-// kustomizationRefs are the fields of a kustomization that name other
-// files or directories.
-var kustomizationRefs = []string{"resources", "bases", "components", "crds"}
+// kustomizationRefs are the fields of a kustomization that list other
+// files or directories. kustomize fetches an http(s) URL in any of them,
+// and in the fields of kustomizationObjectRefs, from the network.
+var kustomizationRefs = []string{"resources", "bases", "components", "crds", "configurations", "generators", "transformers", "validators", "patchesStrategicMerge"}
+
+// kustomizationObjectRefs are the lists of objects with fields that name
+// a file, in the order they are checked.
+var kustomizationObjectRefs = []struct {
+	list   string
+	fields []string
+}{
+	{"patches", []string{"path"}},
+	{"patchesJson6902", []string{"path"}},
+	{"replacements", []string{"path"}},
+	{"configMapGenerator", []string{"files", "envs", "env"}},
+	{"secretGenerator", []string{"files", "envs", "env"}},
+}
+
+// ref is one file reference of a kustomization: the field and its value.
+type ref struct{ field, value string }
+
+// refs returns the file references of a kustomization: single-line strings
+// only, as a multi-line entry is inline content.
+func refs(k map[string]any) []ref {
+	var out []ref
+	add := func(field string, v any) {
+		items, _ := v.([]any)
+		if s, ok := v.(string); ok {
+			items = []any{s}
+		}
+		for _, item := range items {
+			if s, ok := item.(string); ok && !strings.Contains(s, "\n") {
+				out = append(out, ref{field, s})
+			}
+		}
+	}
+	for _, field := range kustomizationRefs {
+		add(field, k[field])
+	}
+	for _, o := range kustomizationObjectRefs {
+		items, _ := k[o.list].([]any)
+		for _, item := range items {
+			m, _ := item.(map[string]any)
+			for _, f := range o.fields {
+				add(o.list+"."+f, m[f])
+			}
+		}
+	}
+	if o, ok := k["openapi"].(map[string]any); ok {
+		add("openapi.path", o["path"])
+	}
+	return out
+}
 
 // refuseRemote reads every kustomization under root and refuses remote
 // references, which would make the build depend on the network.
@@ -79,21 +131,20 @@ func refuseRemote(dir, root string) error {
 		if !isK {
 			return nil
 		}
-		data, err := os.ReadFile(path)
+		data, err := readBounded(path)
+		if err == nil {
+			err = boundedYAML(data)
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", rel(root, path), err)
 		}
 		var k map[string]any
 		if err := yaml.Unmarshal(data, &k); err != nil {
 			return fmt.Errorf("%s: malformed kustomization: %w", rel(root, path), err)
 		}
-		for _, field := range kustomizationRefs {
-			list, _ := k[field].([]any)
-			for _, item := range list {
-				s, _ := item.(string)
-				if remote(s) {
-					return fmt.Errorf("%s: %s entry %q is remote; meshcd builds only from the repository: vendor it in", rel(root, path), field, s)
-				}
+		for _, r := range refs(k) {
+			if remote(r.value) {
+				return fmt.Errorf("%s: %s entry %q is remote; meshcd builds only from the repository: vendor it in", rel(root, path), r.field, r.value)
 			}
 		}
 		return nil
@@ -165,11 +216,68 @@ func (c confinedFS) CleanedAbs(path string) (filesys.ConfirmedDir, string, error
 	return c.FileSystem.CleanedAbs(path)
 }
 
+// ReadFile reads a file inside the repository within the loader's bounds:
+// kustomize (kyaml) would read a file of any size and expand every YAML
+// alias in it, so a large file or an alias bomb would exhaust memory.
 func (c confinedFS) ReadFile(path string) ([]byte, error) {
 	if err := c.check(path); err != nil {
 		return nil, err
 	}
-	return c.FileSystem.ReadFile(path)
+	data, err := readBounded(path)
+	if err == nil {
+		err = boundedYAML(data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
+// maxExpandedNodes is the YAML nodes, aliases expanded, that one file
+// kustomize reads may hold: the bound meshspec's loader sets.
+const maxExpandedNodes = 1 << 20
+
+// boundedYAML refuses YAML whose aliases expand to more than
+// maxExpandedNodes nodes (or into themselves). Data that is not YAML is
+// left to kustomize to report.
+func boundedYAML(data []byte) error {
+	if !bytes.Contains(data, []byte("*")) {
+		return nil // no alias
+	}
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
+	seen := map[*yamlv3.Node]int{}
+	total := 0
+	for {
+		var doc yamlv3.Node
+		if dec.Decode(&doc) != nil {
+			return nil // the end, or not YAML
+		}
+		if total += expandedNodes(&doc, seen); total > maxExpandedNodes {
+			return fmt.Errorf("file expands to more than %d YAML nodes through aliases (an alias bomb?); meshcd refuses it", maxExpandedNodes)
+		}
+	}
+}
+
+// expandedNodes counts n's nodes with every alias expanded, each node
+// counted once in seen; an alias to a node being counted (a cycle) counts
+// as over the bound.
+func expandedNodes(n *yamlv3.Node, seen map[*yamlv3.Node]int) int {
+	if n.Kind == yamlv3.AliasNode && n.Alias != nil {
+		return 1 + expandedNodes(n.Alias, seen)
+	}
+	if c, ok := seen[n]; ok {
+		return c
+	}
+	seen[n] = maxExpandedNodes + 1
+	c := 1
+	for _, child := range n.Content {
+		if c += expandedNodes(child, seen); c > maxExpandedNodes {
+			c = maxExpandedNodes + 1
+			break
+		}
+	}
+	seen[n] = c
+	return c
 }
 
 func (c confinedFS) Glob(pattern string) ([]string, error) {
