@@ -1,6 +1,7 @@
 package source
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -159,15 +160,83 @@ func (a *Auth) secrets() []string {
 	return out
 }
 
-// SafeURL drops the user info (which may hold a token) from a URL.
+// SafeURL drops the user info (which may hold a token) from a URL. A URL
+// whose user info does not parse as written, such as one with an
+// unescaped "/" or "@" in its password, loses everything up to its last
+// "@".
 func SafeURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil || u.User == nil {
-		if i := strings.Index(rawURL, "@"); i > 0 && strings.Contains(rawURL[:i], "://") {
+		if i := strings.LastIndex(rawURL, "@"); i > 0 && strings.Contains(rawURL[:i], "://") {
 			return rawURL[:strings.Index(rawURL, "://")+3] + "***@" + rawURL[i+1:]
 		}
 		return rawURL
 	}
 	u.User = nil
 	return u.String()
+}
+
+// parseURL parses rawURL and fails when its user info, up to the last
+// "@", is not what the parse found: a password with an unescaped "/", "?",
+// "#" or "@" ends up in the host, port or path, from where an error or a
+// log could show a piece of it.
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, errors.New("does not parse")
+	}
+	scheme, at := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@")
+	if scheme < 0 || at < scheme {
+		return u, nil
+	}
+	raw := rawURL[scheme+3 : at]
+	written, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, errors.New("user info does not unescape")
+	}
+	switch {
+	case u.User == nil && strings.Contains(raw, ":"):
+		return nil, errors.New("a password is not in the user info")
+	case u.User != nil:
+		parsed := u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			parsed += ":" + p
+		}
+		if parsed != written {
+			return nil, errors.New("the user info is not what was written")
+		}
+	}
+	return u, nil
+}
+
+// checkURL refuses a URL that has a scheme but does not parse as written,
+// without quoting the parser: its message may hold a piece of a password
+// that was not escaped. scp-like addresses (git@host:path) have no scheme.
+func checkURL(rawURL string) error {
+	if !strings.Contains(rawURL, "://") {
+		return nil
+	}
+	if _, err := parseURL(rawURL); err != nil {
+		return fmt.Errorf("repository URL %s is not a valid URL; a user name or password in it must be URL-escaped (%%2F for /, %%40 for @, %%3A for :)", SafeURL(rawURL))
+	}
+	return nil
+}
+
+// urlSecrets lists the password of a URL's user info, as written,
+// unescaped and escaped for a path and a query.
+func urlSecrets(rawURL string) []string {
+	scheme := strings.Index(rawURL, "://")
+	at := strings.LastIndex(rawURL, "@")
+	if scheme < 0 || at < scheme {
+		return nil
+	}
+	_, password, ok := strings.Cut(rawURL[scheme+3:at], ":")
+	if !ok {
+		return nil
+	}
+	out := []string{password}
+	if p, err := url.PathUnescape(password); err == nil {
+		out = append(out, p, url.PathEscape(p), url.QueryEscape(p))
+	}
+	return out
 }

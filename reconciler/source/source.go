@@ -74,6 +74,9 @@ func (s *Source) Clones() int64 { return s.clones.Load() }
 // reports whether it did.
 func (s *Source) Fetch(ctx context.Context) (a *Artifact, changed bool, err error) {
 	defer func() { err = s.redact(err) }()
+	if err := checkURL(s.opts.URL); err != nil {
+		return nil, false, err
+	}
 	auth, err := s.opts.Auth.method(s.opts.URL)
 	if err != nil {
 		return nil, false, err
@@ -195,8 +198,10 @@ func (s *Source) redact(err error) error {
 	}
 	msg := err.Error()
 	clean := strings.ReplaceAll(msg, s.opts.URL, SafeURL(s.opts.URL))
-	for _, secret := range s.opts.Auth.secrets() {
-		clean = strings.ReplaceAll(clean, secret, "***")
+	for _, secret := range append(s.opts.Auth.secrets(), urlSecrets(s.opts.URL)...) {
+		if len(secret) >= 4 {
+			clean = strings.ReplaceAll(clean, secret, "***")
+		}
 	}
 	if clean == msg {
 		return err
