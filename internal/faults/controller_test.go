@@ -105,41 +105,6 @@ func ctlConfigMap(name, key, value string) string {
 	return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: NS}\ndata: {" + key + ": " + value + "}\n"
 }
 
-// ctlWrites counts the controller's requests that change the cluster, by
-// URL path: every mutating verb that is not a dry-run.
-type ctlWrites struct {
-	mu     sync.Mutex
-	byPath map[string]int
-}
-
-func (w *ctlWrites) wrap(rt http.RoundTripper) http.RoundTripper {
-	return ctlRoundTripper(func(req *http.Request) (*http.Response, error) {
-		switch req.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			if !strings.Contains(req.URL.RawQuery, "dryRun") {
-				w.mu.Lock()
-				if w.byPath == nil {
-					w.byPath = map[string]int{}
-				}
-				w.byPath[req.URL.Path]++
-				w.mu.Unlock()
-			}
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-// to is how many writes went to path so far.
-func (w *ctlWrites) to(path string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.byPath[path]
-}
-
-type ctlRoundTripper func(*http.Request) (*http.Response, error)
-
-func (f ctlRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // ctlLog is a log buffer safe for concurrent writes.
 type ctlLog struct {
 	mu  sync.Mutex
@@ -168,7 +133,7 @@ type ctl struct {
 	admin  client.Client
 	// writes are its requests that changed the cluster; log is everything
 	// it logged, at debug level.
-	writes *ctlWrites
+	writes *writes
 	log    *ctlLog
 	// srv serves its Handler: /metrics, /healthz, /readyz and /hook.
 	srv *httptest.Server
@@ -179,7 +144,7 @@ type ctl struct {
 // to the cluster; set adjusts its options. It does not run yet.
 func newCtl(t *testing.T, name string, src source.Options, set func(*controller.Options)) *ctl {
 	t.Helper()
-	c := &ctl{t: t, name: name, writes: &ctlWrites{}, log: &ctlLog{}, admin: clustertest.Client(t)}
+	c := &ctl{t: t, name: name, writes: &writes{}, log: &ctlLog{}, admin: clustertest.Client(t)}
 	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
 	cfg.WrapTransport = c.writes.wrap
 	cl, err := client.New(cfg, client.Options{})

@@ -309,6 +309,19 @@ func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
 	})
 }
 
+// to is how many writes went to the URL path so far.
+func (w *writes) to(path string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.seen {
+		if _, p, _ := strings.Cut(s, " "); p == path {
+			n++
+		}
+	}
+	return n
+}
+
 func (w *writes) take() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
