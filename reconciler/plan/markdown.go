@@ -2,16 +2,21 @@ package plan
 
 import (
 	"fmt"
+	"html"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxComment is the size GitHub accepts for a comment body, with margin.
 const MaxComment = 65000
 
 // Markdown renders the plan for a pull-request comment of at most limit
-// characters. When the diffs do not fit, the largest are left out first
-// and the comment says which.
+// bytes. When the diffs do not fit, the largest are left out first and the
+// comment says which. The strings in the plan are escaped where they land:
+// a pipe, a line break, a backtick or HTML in a name, a finding or a diff
+// cannot add or break a table row or list item, end a code span or close a
+// code fence, and the comment is valid UTF-8.
 func (p *Plan) Markdown(limit int) string {
 	omitted := map[int]bool{}
 	for {
@@ -21,13 +26,25 @@ func (p *Plan) Markdown(limit int) string {
 		}
 		i := p.largestDiff(omitted)
 		if i < 0 {
-			return out[:limit-len(cut)] + cut
+			if limit < len(cut) {
+				return out[:runeStart(out, max(limit, 0))]
+			}
+			return out[:runeStart(out, limit-len(cut))] + cut
 		}
 		omitted[i] = true
 	}
 }
 
 const cut = "\n\n… (truncated to fit a comment)\n"
+
+// runeStart returns the largest index at most n that starts a rune of s,
+// so that s[:i] does not end in half a character.
+func runeStart(s string, n int) int {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
 
 // largestDiff returns the index of the largest diff not yet omitted, or -1.
 func (p *Plan) largestDiff(omitted map[int]bool) int {
@@ -42,7 +59,7 @@ func (p *Plan) largestDiff(omitted map[int]bool) int {
 
 func (p *Plan) markdown(omitted map[int]bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## meshcd plan\n\n`%s` → `%s`: **%s**\n\n", p.Base, p.Head, p.Summary())
+	fmt.Fprintf(&b, "## meshcd plan\n\n%s → %s: **%s**\n\n", code(p.Base), code(p.Head), p.Summary())
 	if len(p.Introduced) > 0 {
 		b.WriteString("### Findings introduced\n\n| rule | severity | object | where | what to do |\n|---|---|---|---|---|\n")
 		for _, f := range p.Introduced {
@@ -50,14 +67,14 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 			if f.Line > 0 {
 				where = fmt.Sprintf("%s:%d", f.File, f.Line)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.Rule, f.Severity, cell(f.Object), cell(where), cell(f.Message))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cell(f.Rule), cell(string(f.Severity)), cell(f.Object), cell(where), cell(f.Message))
 		}
 		b.WriteString("\n")
 	}
 	if len(p.Fixed) > 0 {
 		b.WriteString("### Findings fixed\n\n")
 		for _, f := range p.Fixed {
-			fmt.Fprintf(&b, "- %s %s\n", f.Rule, f.Object)
+			fmt.Fprintf(&b, "- %s %s\n", cell(f.Rule), cell(f.Object))
 		}
 		b.WriteString("\n")
 	}
@@ -79,11 +96,16 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 		b.WriteString("### Objects\n\n")
 	}
 	for i, c := range p.Changes {
-		fmt.Fprintf(&b, "<details><summary>%s <code>%s</code></summary>\n\n", c.Action, c.Object)
+		fmt.Fprintf(&b, "<details><summary>%s <code>%s</code></summary>\n\n", html.EscapeString(oneLine(string(c.Action))), html.EscapeString(oneLine(c.Object)))
 		if omitted[i] {
 			fmt.Fprintf(&b, "diff left out: %d lines, too large for this comment; run `meshcd plan` locally to see it\n", strings.Count(c.Diff, "\n"))
 		} else {
-			fmt.Fprintf(&b, "```diff\n%s```\n", c.Diff)
+			diff := strings.ToValidUTF8(c.Diff, "\uFFFD")
+			if diff != "" && !strings.HasSuffix(diff, "\n") {
+				diff += "\n"
+			}
+			fence := strings.Repeat("`", max(3, longestRun(diff, '`')+1))
+			fmt.Fprintf(&b, "%sdiff\n%s%s\n", fence, diff, fence)
 		}
 		b.WriteString("\n</details>\n\n")
 	}
@@ -96,7 +118,7 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 	if len(omitted) > 0 {
 		var names []string
 		for i := range omitted {
-			names = append(names, p.Changes[i].Object)
+			names = append(names, code(p.Changes[i].Object))
 		}
 		sort.Strings(names)
 		fmt.Fprintf(&b, "\n_%d diffs were left out to fit the comment, largest first: %s._\n", len(omitted), strings.Join(names, ", "))
@@ -104,4 +126,48 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 	return b.String()
 }
 
-func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+// oneLine returns s as valid UTF-8 on one line: each line ending Markdown
+// knows (\n, \r\n, \r) becomes a space.
+func oneLine(s string) string {
+	return lineEndings.Replace(strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+var lineEndings = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
+
+// cell returns s as the text of a table cell or a list item: one line, its
+// pipes and backslashes escaped so that a pipe does not split the row, and
+// & and < written as entities so that it carries no HTML.
+func cell(s string) string { return cellEscapes.Replace(oneLine(s)) }
+
+var cellEscapes = strings.NewReplacer(`\`, `\\`, "|", `\|`, "&", "&amp;", "<", "&lt;")
+
+// code returns s as an inline code span: one line, between backtick runs
+// longer than any in s, padded with a space when s starts or ends with a
+// backtick or with spaces that would otherwise be stripped. An empty s is
+// a span of one space.
+func code(s string) string {
+	s = oneLine(s)
+	if s == "" {
+		return "` `"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") ||
+		(strings.HasPrefix(s, " ") && strings.HasSuffix(s, " ") && strings.Trim(s, " ") != "") {
+		s = " " + s + " "
+	}
+	ticks := strings.Repeat("`", longestRun(s, '`')+1)
+	return ticks + s + ticks
+}
+
+// longestRun returns the length of the longest run of c in s.
+func longestRun(s string, c byte) int {
+	longest, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != c {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	return longest
+}
