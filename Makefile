@@ -31,9 +31,16 @@ fault: tools ## Run the long fault-injection suite (about 10 minutes); write its
 	MESHCD_REQUIRE_CLUSTER=1 MESHCD_FAULTS=long MESHCD_FAULTS_REPORT=$(CURDIR)/docs/reliability.md $(GO) test -count=1 -timeout 60m ./internal/faults
 	@grep '^faults: ' docs/reliability.md
 
+# Each fuzz target runs for FUZZTIME; a new input is minimized for at most
+# FUZZMINIMIZE runs, so that the time goes to fuzzing rather than shrinking.
+FUZZTIME     ?= 20s
+FUZZMINIMIZE ?= 100x
+
 .PHONY: fuzz
-fuzz: ## Fuzz the spec loader for 30 seconds.
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./meshspec
+fuzz: ## Fuzz the spec loader, the renderer and the Markdown plan one after another, FUZZTIME (20s) each.
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./meshspec
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./renderer
+	$(GO) test -run '^$$' -fuzz '^FuzzMarkdown$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./reconciler/plan
 
 .PHONY: cluster-up
 cluster-up: tools ## Start a local cluster in .cluster/ and leave it running (KUBECONFIG=.cluster/kubeconfig).
