@@ -15,6 +15,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -171,7 +172,13 @@ func TestBadSource_AKindNoLongerServedHoldsThePrune(t *testing.T) {
 // that knew the API and with a new one, and gives the API back.
 func holdsPrune(t *testing.T, how string, takeAway, giveBack func(*env)) {
 	e := newEnv(t, func(o *reconciler.Options) { o.Admit.Allow = []string{"Widget.faults.meshcd.dev"} })
-	t.Cleanup(func() { _ = e.admin.Delete(context.Background(), widgetCRD()) })
+	t.Cleanup(func() {
+		// The next test makes the CRD again: wait until this one is gone.
+		_ = e.admin.Delete(context.Background(), widgetCRD())
+		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			return apierrors.IsNotFound(e.admin.Get(ctx, client.ObjectKey{Name: widgetCRD().GetName()}, widgetCRD())), nil
+		})
+	})
 	serveWidgets(t, e)
 	widget := fmt.Sprintf("---\napiVersion: faults.meshcd.dev/v1\nkind: Widget\nmetadata: {name: w1, namespace: %s}\nspec: {size: 3}\n", e.ns)
 	e.write(versionA)
