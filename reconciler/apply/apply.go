@@ -62,6 +62,11 @@ type Manager struct {
 	// made from: objects passed again (a render the cache kept) are not
 	// copied and digested again.
 	stamped map[*unstructured.Unstructured]*unstructured.Unstructured
+	// unchanged are the resourceVersions at which the last apply found
+	// the live object to be its stamped copy: a live object still at that
+	// version is still unchanged, with no compare or dry-run. next is
+	// this apply's, filled as it goes.
+	unchanged, nextUnchanged map[*unstructured.Unstructured]string
 }
 
 // New returns a Manager. waypoints decides when enrollment labels may be written.
@@ -107,6 +112,14 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err != nil {
 		return cs, err
 	}
+	m.mu.Lock()
+	m.nextUnchanged = make(map[*unstructured.Unstructured]string, len(desired))
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.unchanged, m.nextUnchanged = m.nextUnchanged, nil
+		m.mu.Unlock()
+	}()
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.
 	live, err := m.index(ctx, desired)
@@ -206,7 +219,8 @@ func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 // applyOne applies one object unless its live copy already is desired.
 func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unstructured) (Change, error) {
 	c := Change{Object: describe(desired)}
-	if Current(desired, live) {
+	if m.stillUnchanged(desired, live) || Current(desired, live) {
+		m.sawUnchanged(desired, live)
 		c.Action = Unchanged
 		return c, nil
 	}
@@ -233,6 +247,7 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 			return c, fmt.Errorf("%s dry-run failed: %w", c.Object, err)
 		}
 		if !Drifted(live, dry) {
+			m.sawUnchanged(desired, live)
 			c.Action = Unchanged
 			return c, nil
 		}
@@ -257,6 +272,32 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 		c.Reason = "meshcd's labels only"
 	}
 	return c, nil
+}
+
+// stillUnchanged reports whether the last apply found live, at the same
+// resourceVersion, to be desired.
+func (m *Manager) stillUnchanged(desired, live *unstructured.Unstructured) bool {
+	if live == nil {
+		return false
+	}
+	rv := live.GetResourceVersion()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was, ok := m.unchanged[desired]
+	return ok && rv != "" && was == rv
+}
+
+// sawUnchanged remembers that live, at its resourceVersion, is desired.
+func (m *Manager) sawUnchanged(desired, live *unstructured.Unstructured) {
+	if live == nil {
+		return
+	}
+	rv := live.GetResourceVersion()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.nextUnchanged != nil && rv != "" {
+		m.nextUnchanged[desired] = rv
+	}
 }
 
 // created reports whether the server created the object in this apply: an
@@ -324,9 +365,10 @@ func (m *Manager) index(ctx context.Context, objs []*unstructured.Unstructured) 
 		if err := m.opts.Lists.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
 			return nil, fmt.Errorf("list %s failed: %w; if it is a custom resource, install its CRD first", gvk.Kind, err)
 		}
+		apiVersion := gvk.GroupVersion().String()
 		for i := range list.Items {
 			item := &list.Items[i]
-			if item.GroupVersionKind() != gvk {
+			if item.Object["apiVersion"] != apiVersion || item.Object["kind"] != gvk.Kind {
 				// An item from an informer is shared and already has
 				// its kind; one decoded from a list may lack it.
 				item.SetGroupVersionKind(gvk)

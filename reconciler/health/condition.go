@@ -18,7 +18,9 @@ type Condition struct {
 
 // conditions reads a list of conditions at path, skipping malformed entries.
 func conditions(obj map[string]any, path ...string) []Condition {
-	raw, _, _ := unstructured.NestedSlice(obj, path...)
+	// Read in place: NestedSlice would deep-copy every condition.
+	field, _, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	raw, _ := field.([]any)
 	out := make([]Condition, 0, len(raw))
 	for _, r := range raw {
 		m, ok := r.(map[string]any)

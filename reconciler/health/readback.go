@@ -93,12 +93,12 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 
 // report judges one object from the snapshot.
 func (s *snapshot) report(desired *unstructured.Unstructured) (Report, bool) {
-	r := Report{Object: describe(desired)}
 	gk := desired.GroupVersionKind().GroupKind()
 	live := s.objects[ref{gk, desired.GetNamespace(), desired.GetName()}]
 	if live == nil {
-		return r, false
+		return Report{}, false
 	}
+	r := Report{Object: describe(desired)}
 	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {

@@ -86,7 +86,13 @@ func (l *Lister) List(ctx context.Context, list client.ObjectList, opts ...clien
 	if !l.cached(list, opts) {
 		return l.direct.List(ctx, list, opts...)
 	}
-	if err := l.cache.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
+	// The informer holds only what the selector selects: matching each
+	// item against it again would copy every item's labels.
+	cacheOpts := []client.ListOption{client.UnsafeDisableDeepCopy}
+	if ns := (&client.ListOptions{}).ApplyOptions(opts).Namespace; ns != "" {
+		cacheOpts = append(cacheOpts, client.InNamespace(ns))
+	}
+	if err := l.cache.List(ctx, list, cacheOpts...); err != nil {
 		// A kind the cache cannot watch (its CRD is missing, say) is
 		// read directly, which reports the error as it is.
 		return l.direct.List(ctx, list, opts...)
