@@ -29,6 +29,21 @@ type Ref struct {
 	Name      string
 }
 
+// Less orders refs by group, kind, namespace and name: the order of
+// rendered objects.
+func (r Ref) Less(o Ref) bool {
+	if r.Group != o.Group {
+		return r.Group < o.Group
+	}
+	if r.Kind != o.Kind {
+		return r.Kind < o.Kind
+	}
+	if r.Namespace != o.Namespace {
+		return r.Namespace < o.Namespace
+	}
+	return r.Name < o.Name
+}
+
 // String renders the ref as "Kind namespace/name" or "Kind name".
 func (r Ref) String() string {
 	if r.Namespace == "" {
@@ -178,17 +193,7 @@ func (s *Set) Sort() {
 	})
 	sort.Slice(s.Rollouts, func(i, j int) bool { return s.Rollouts[i].Name < s.Rollouts[j].Name })
 	sort.Slice(s.Manifests, func(i, j int) bool {
-		a, b := RefOf(s.Manifests[i]), RefOf(s.Manifests[j])
-		if a.Group != b.Group {
-			return a.Group < b.Group
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
+		return RefOf(s.Manifests[i]).Less(RefOf(s.Manifests[j]))
 	})
 }
 

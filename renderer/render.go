@@ -179,17 +179,7 @@ func sortObjects(objs []*unstructured.Unstructured) {
 		keys[o] = meshspec.RefOf(o)
 	}
 	sort.Slice(objs, func(i, j int) bool {
-		a, b := keys[objs[i]], keys[objs[j]]
-		if a.Group != b.Group {
-			return a.Group < b.Group
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
+		return keys[objs[i]].Less(keys[objs[j]])
 	})
 }
 

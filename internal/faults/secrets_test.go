@@ -7,13 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -27,39 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/internal/gittest"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/controller"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
 	"github.com/meshcd/meshcd/renderer"
 )
-
-// ctlGitServer serves the repositories under root over git's smart HTTP
-// protocol with git http-backend, behind basic auth, as
-// reconciler/source's tests do.
-func ctlGitServer(t *testing.T, root, user, password string) *httptest.Server {
-	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Skipf("git --exec-path: %v", err)
-	}
-	backend := &cgi.Handler{
-		Path:   filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-		Stderr: io.Discard, // "Not a git repository" for a missing one
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != user || p != password {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // ctlScan searches what meshcd printed for a token made of a random core
 // and characters a URL must escape. It finds the core, whole or any 12
@@ -184,7 +154,7 @@ func TestSecrets_APlantedTokenIsPrintedNowhere(t *testing.T) {
 		"settings.yaml": ctlConfigMap("settings", "mode", "ours"),
 		"other.yaml":    ctlConfigMap("other", "value", "one"),
 	})
-	srv := ctlGitServer(t, filepath.Dir(repo.dir), user, token)
+	srv := gittest.HTTPServer(t, filepath.Dir(repo.dir), user, token)
 	repoURL := srv.URL + "/spec.git"
 	auth := &source.Auth{Username: user, Password: token}
 
@@ -316,8 +286,8 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 
 	// Failing auth and unreachable repositories, each with the token: a
 	// controller each, reconciled once.
-	wrong := ctlGitServer(t, filepath.Dir(repo.dir), user, "not-the-token")
-	right := ctlGitServer(t, filepath.Dir(repo.dir), user, token)
+	wrong := gittest.HTTPServer(t, filepath.Dir(repo.dir), user, "not-the-token")
+	right := gittest.HTTPServer(t, filepath.Dir(repo.dir), user, token)
 	closed := ctlClosedURL(t)
 	withToken := func(base string) string {
 		u, err := url.Parse(base)

@@ -3,9 +3,6 @@ package source
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +15,8 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/meshcd/meshcd/internal/gittest"
 )
 
 // repo is a real repository on disk, written with go-git.
@@ -151,37 +150,12 @@ func TestFetch_PinsTagsAndCommits(t *testing.T) {
 	}
 }
 
-// gitHTTPServer serves the repositories under root over git's smart HTTP
-// protocol with git http-backend, behind basic auth.
-func gitHTTPServer(t *testing.T, root, user, password string) *httptest.Server {
-	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Skipf("git --exec-path: %v", err)
-	}
-	backend := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		u, p, ok := req.BasicAuth()
-		if !ok || u != user || p != password {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func TestFetch_SmartHTTPWithBasicAuth(t *testing.T) {
 	requireGit(t)
 	r := newRepo(t)
 	head := r.commit(map[string]string{"ns.yaml": "a: 1\n"}, nil)
 	const token = "s3cr3t-token-value"
-	srv := gitHTTPServer(t, filepath.Dir(r.dir), "meshcd", token)
+	srv := gittest.HTTPServer(t, filepath.Dir(r.dir), "meshcd", token)
 	url := srv.URL + "/spec.git"
 
 	a, _, err := New(Options{URL: url, Auth: &Auth{Username: "meshcd", Password: token}, WorkDir: t.TempDir()}).Fetch(context.Background())
@@ -197,7 +171,7 @@ func TestFetch_WrongCredentialsErrorHoldsNoSecret(t *testing.T) {
 	requireGit(t)
 	r := newRepo(t)
 	r.commit(map[string]string{"ns.yaml": "a: 1\n"}, nil)
-	srv := gitHTTPServer(t, filepath.Dir(r.dir), "meshcd", "right-password")
+	srv := gittest.HTTPServer(t, filepath.Dir(r.dir), "meshcd", "right-password")
 	const wrong = "wrong-password-1234"
 	urlWithToken := strings.Replace(srv.URL, "http://", "http://meshcd:"+wrong+"@", 1) + "/spec.git"
 	for _, opts := range []Options{

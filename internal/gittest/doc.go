@@ -1,0 +1,3 @@
+// Package gittest serves git repositories on disk over git's smart HTTP
+// protocol behind basic auth, for tests that fetch with credentials.
+package gittest
