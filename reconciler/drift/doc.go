@@ -8,5 +8,6 @@
 // Markdown.
 //
 // It never corrects drift itself: the caller decides, by mode, whether to
-// re-apply.
+// re-apply. Fights tells the caller when its corrections keep being
+// reverted by another manager, so that it stops instead of looping.
 package drift
