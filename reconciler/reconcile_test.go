@@ -34,21 +34,43 @@ type writes struct {
 	mu    sync.Mutex
 	count int
 	seen  []string
+	// last is when the last write was answered.
+	last time.Time
+}
+
+// isWrite reports whether req changes the cluster: a mutating verb that is
+// not a dry-run.
+func isWrite(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return !strings.Contains(req.URL.RawQuery, "dryRun")
+	}
+	return false
 }
 
 func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		switch req.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			if !strings.Contains(req.URL.RawQuery, "dryRun") {
-				w.mu.Lock()
-				w.count++
-				w.seen = append(w.seen, req.Method+" "+req.URL.Path)
-				w.mu.Unlock()
-			}
+		if isWrite(req) {
+			w.mu.Lock()
+			w.count++
+			w.seen = append(w.seen, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
 		}
-		return rt.RoundTrip(req)
+		resp, err := rt.RoundTrip(req)
+		if isWrite(req) {
+			w.mu.Lock()
+			w.last = time.Now()
+			w.mu.Unlock()
+		}
+		return resp, err
 	})
+}
+
+// lastWrite is when the last write was answered.
+func (w *writes) lastWrite() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 func (w *writes) take() (int, []string) {
