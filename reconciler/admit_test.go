@@ -26,7 +26,7 @@ func TestAdmit_ARepoThatGrantsPermissionsIsRefusedAndNothingIsWrittenOrPruned(t 
 	e := newEnv(t, func(o *reconciler.Options) { o.MaxPrune = 1 })
 	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
 	e.reconcile()
-	e.writes.take()
+	e.writes.Take()
 
 	// The next commit drops the route and adds a cluster-admin binding and
 	// a Secret.
@@ -44,7 +44,7 @@ func TestAdmit_ARepoThatGrantsPermissionsIsRefusedAndNothingIsWrittenOrPruned(t 
 			t.Errorf("the refusal lacks %q:\n%v", want, err)
 		}
 	}
-	if n, seen := e.writes.take(); n != 0 {
+	if n, seen := e.writes.Take(); n != 0 {
 		t.Fatalf("a refused repo wrote %d times: %v", n, seen)
 	}
 	if _, err := e.get("gateway.networking.k8s.io/v1", "HTTPRoute", e.ns, "orders"); err != nil {

@@ -182,9 +182,9 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 
 		// meshcd: the same objects, cold, with staging and the wait for
 		// 200 waypoints before their namespaces are enrolled.
-		w := &writes{}
+		w := &clustertest.Writes{}
 		cfg := rest.CopyConfig(cluster.RESTConfig())
-		cfg.WrapTransport = w.wrap
+		cfg.WrapTransport = w.Wrap
 		mc, err := client.New(cfg, client.Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -209,9 +209,9 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		// The apply itself ends with its last write; the rest of the cold
 		// reconcile waits for istiod's status on every object, which
 		// kubectl does not.
-		applied := w.lastWrite().Sub(start)
+		applied := w.Last().Sub(start)
 		objects := len(res.Applied.Changes)
-		w.take()
+		w.Take()
 
 		// No-op reconciles: the first right after the cold apply, while
 		// istiod still writes status, then four more; the median is the
@@ -226,7 +226,7 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 			noops = append(noops, time.Since(start))
 		}
 		noopCPU := (cpuTime() - cpuBefore) / 5
-		noopWrites, _ := w.take()
+		noopWrites, _ := w.Take()
 		firstNoop := noops[0]
 		slices.Sort(noops)
 		noop := noops[len(noops)/2]

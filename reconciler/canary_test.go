@@ -127,7 +127,7 @@ func TestRollout_CanaryStepsTheWeightsPromotesAndSurvivesARestart(t *testing.T) 
 	}
 	before := f.image(f.names[0])
 	f.writeCanary("{timeout: 90s}")
-	f.writes.take()
+	f.writes.Take()
 
 	type step struct {
 		weight int32
@@ -139,7 +139,7 @@ func TestRollout_CanaryStepsTheWeightsPromotesAndSurvivesARestart(t *testing.T) 
 	start := time.Now()
 	restarted, sawIstiod := false, ""
 	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
-		n, _ := f.writes.take()
+		n, _ := f.writes.Take()
 		if len(steps) > 0 {
 			steps[len(steps)-1].writes += n
 		}

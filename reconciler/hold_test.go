@@ -29,7 +29,7 @@ func TestReconcile_HeldObjectsAreSkippedUntilTheSpecChangesThem(t *testing.T) {
 			t.Fatalf("%s is not held", d.GetName())
 		}
 	}
-	e.writes.take()
+	e.writes.Take()
 
 	// a changes, b does not: a's hold ends, b's stays.
 	e.spec(map[string]string{"a.yaml": holdConfigMap("a", "two"), "b.yaml": holdConfigMap("b", "one")})
@@ -40,7 +40,7 @@ func TestReconcile_HeldObjectsAreSkippedUntilTheSpecChangesThem(t *testing.T) {
 	if res.Applied.Count(apply.Skipped) != 1 {
 		t.Fatalf("one object is skipped: %s", res.Applied.Summary())
 	}
-	for _, w := range func() []string { _, s := e.writes.take(); return s }() {
+	for _, w := range func() []string { _, s := e.writes.Take(); return s }() {
 		if strings.HasSuffix(w, "/configmaps/b") {
 			t.Fatalf("the held object was written: %s", w)
 		}

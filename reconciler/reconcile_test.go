@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,78 +26,21 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
 
-// writes counts the requests that change the cluster: every mutating verb
-// that is not a dry-run.
-type writes struct {
-	mu    sync.Mutex
-	count int
-	seen  []string
-	// last is when the last write was answered.
-	last time.Time
-}
-
-// isWrite reports whether req changes the cluster: a mutating verb that is
-// not a dry-run.
-func isWrite(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return !strings.Contains(req.URL.RawQuery, "dryRun")
-	}
-	return false
-}
-
-func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if isWrite(req) {
-			w.mu.Lock()
-			w.count++
-			w.seen = append(w.seen, req.Method+" "+req.URL.Path)
-			w.mu.Unlock()
-		}
-		resp, err := rt.RoundTrip(req)
-		if isWrite(req) {
-			w.mu.Lock()
-			w.last = time.Now()
-			w.mu.Unlock()
-		}
-		return resp, err
-	})
-}
-
-// lastWrite is when the last write was answered.
-func (w *writes) lastWrite() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last
-}
-
-func (w *writes) take() (int, []string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n, s := w.count, w.seen
-	w.count, w.seen = 0, nil
-	return n, s
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // env is a reconciler on the package's cluster with a counted client.
 type env struct {
 	t      *testing.T
 	ns     string
 	dir    string
 	client client.Client
-	writes *writes
+	writes *clustertest.Writes
 	rec    *reconciler.Reconciler
 }
 
 func newEnv(t *testing.T, mutate func(*reconciler.Options)) *env {
 	t.Helper()
-	e := &env{t: t, ns: clustertest.Namespace(t, nil), dir: t.TempDir(), writes: &writes{}}
+	e := &env{t: t, ns: clustertest.Namespace(t, nil), dir: t.TempDir(), writes: &clustertest.Writes{}}
 	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
-	cfg.WrapTransport = e.writes.wrap
+	cfg.WrapTransport = e.writes.Wrap
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -189,11 +130,11 @@ func TestReconcile_SecondRunWritesNothing(t *testing.T) {
 	if first.Reason != reconciler.ReasonSucceeded {
 		t.Fatalf("first reconcile: %s, health %+v", first.Reason, first.Health)
 	}
-	if n, _ := e.writes.take(); n == 0 {
+	if n, _ := e.writes.Take(); n == 0 {
 		t.Fatal("the first reconcile must write")
 	}
 	second := e.reconcile()
-	n, seen := e.writes.take()
+	n, seen := e.writes.Take()
 	if n != 0 {
 		t.Fatalf("a no-op reconcile wrote %d times: %v", n, seen)
 	}
@@ -271,7 +212,7 @@ func TestPrune_NothingWhenRenderFails(t *testing.T) {
 	e := newEnv(t, func(o *reconciler.Options) { o.MaxPrune = 1 })
 	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
 	e.reconcile()
-	e.writes.take()
+	e.writes.Take()
 	e.spec(map[string]string{"mesh.yaml": "apiVersion: meshcd.dev/v1alpha1\nkind: MeshService\nmetadata: {name: orders, namespace: NS}\nspec: {port: [}\n"})
 	res, err := e.rec.Reconcile(context.Background(), e.dir)
 	if err == nil || res.Reason != reconciler.ReasonRenderFailed {
@@ -280,7 +221,7 @@ func TestPrune_NothingWhenRenderFails(t *testing.T) {
 	if !strings.Contains(err.Error(), "mesh.yaml:4") {
 		t.Fatalf("the error names the file and line: %v", err)
 	}
-	if n, seen := e.writes.take(); n != 0 {
+	if n, seen := e.writes.Take(); n != 0 {
 		t.Fatalf("a failed render wrote %d times: %v", n, seen)
 	}
 	for _, kept := range [][4]string{{"gateway.networking.k8s.io/v1", "HTTPRoute", e.ns, "orders"}, {"gateway.networking.k8s.io/v1", "Gateway", e.ns, "waypoint"}} {

@@ -118,13 +118,13 @@ spec:
       - {name: early, namespaces: [%s, %s]}
       - {name: rest, namespaces: ["*"]}
 `, f.names[0], f.names[1], f.names[2]))
-	f.writes.take()
+	f.writes.Take()
 	start := time.Now()
 	writesPerStage := map[string]int{}
 	reconciles := 0
 	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
 		reconciles++
-		n, _ := f.writes.take()
+		n, _ := f.writes.Take()
 		writesPerStage[st.StageName] += n
 		for _, ns := range f.names {
 			img := f.image(ns)
@@ -143,11 +143,11 @@ spec:
 		took.Round(time.Millisecond), reconciles, writesPerStage, st.Message)
 
 	// Succeeded is stable: a further reconcile writes nothing.
-	f.writes.take()
+	f.writes.Take()
 	if res := f.reconcile(); res.Rollouts["proxies"].Phase != dataplane.PhaseSucceeded {
 		t.Fatalf("a succeeded rollout moved: %+v", res.Rollouts["proxies"])
 	}
-	if n, seen := f.writes.take(); n != 0 {
+	if n, seen := f.writes.Take(); n != 0 {
 		t.Fatalf("a reconcile after the rollout wrote %d times: %v", n, seen)
 	}
 }
@@ -229,11 +229,11 @@ spec:
 	opts := reconciler.DefaultOptions()
 	opts.Name, opts.HealthHold = f.ns, time.Second
 	f.rec = reconciler.New(f.client, opts)
-	f.writes.take()
+	f.writes.Take()
 	if res := f.reconcile(); res.Rollouts["proxies"].StageName != "approved" || res.Rollouts["proxies"].Phase != dataplane.PhasePaused {
 		t.Fatalf("after a restart: %+v", res.Rollouts["proxies"])
 	}
-	if n, seen := f.writes.take(); n != 0 {
+	if n, seen := f.writes.Take(); n != 0 {
 		t.Fatalf("a restarted meshcd waiting for approval wrote %d times: %v", n, seen)
 	}
 
@@ -476,12 +476,12 @@ spec:
 	opts := reconciler.DefaultOptions()
 	opts.Name, opts.HealthHold = f.ns, time.Second
 	f.rec = reconciler.New(f.client, opts)
-	f.writes.take()
+	f.writes.Take()
 	st := f.reconcile().Rollouts["proxies"]
 	if st.StageName != "first" || st.Phase != dataplane.PhaseProgressing {
 		t.Fatalf("after the restart the rollout is in %s %s, want Progressing in first", st.Phase, st.StageName)
 	}
-	_, seen := f.writes.take()
+	_, seen := f.writes.Take()
 	for _, w := range seen {
 		if strings.Contains(w, "/gateways/") {
 			t.Fatalf("the restarted meshcd wrote a Gateway again: %v", seen)

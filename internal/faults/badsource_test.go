@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
 )
 
@@ -74,13 +75,13 @@ func TestBadSource_PrunesNothing(t *testing.T) {
 			if files != nil {
 				e.files(files)
 			}
-			w := &writes{}
-			res, err := e.process(w.wrap).Reconcile(context.Background(), e.dir)
+			w := &clustertest.Writes{}
+			res, err := e.process(w.Wrap).Reconcile(context.Background(), e.dir)
 			said := res.PruneHeld
 			if err != nil {
 				said = err.Error()
 			}
-			seen := w.take()
+			_, seen := w.Take()
 			t.Logf("meshcd says: %s (%d writes)", said, len(seen))
 			ok := strings.Contains(said, tc.expect) && deletes(seen) == 0
 			lost, orphaned, unintended, notes := e.count(versionA, before)
@@ -189,7 +190,8 @@ func holdsPrune(t *testing.T, how string, takeAway, giveBack func(*env)) {
 	e.files(map[string]string{"mesh.yaml": string(spec) + widget})
 	// This process's REST mapping of Widget is cached from before the API
 	// went: only the server can tell it is gone.
-	r := e.process(nil)
+	w := &clustertest.Writes{}
+	r := e.process(w.Wrap)
 	if res, err := r.Reconcile(context.Background(), e.dir); err != nil || res.Reason != reconciler.ReasonSucceeded {
 		t.Fatalf("with widgets: %v %+v", err, res)
 	}
@@ -200,12 +202,13 @@ func holdsPrune(t *testing.T, how string, takeAway, giveBack func(*env)) {
 	for _, p := range []struct {
 		name string
 		r    *reconciler.Reconciler
-	}{{"the same process", r}, {"a new process", e.process(nil)}} {
-		w := &writes{}
+	}{{"the same process", r}, {"a new process", e.process(w.Wrap)}} {
+		w.Take()
 		res, err := p.r.Reconcile(context.Background(), e.dir)
+		_, sent := w.Take()
 		said := fmt.Sprint(err)
-		t.Logf("%s: %s", p.name, said)
-		ok := err != nil && res.Reason == reconciler.ReasonPruneFailed && strings.Contains(said, "nothing pruned") && strings.Contains(said, "Widget") && deletes(w.take()) == 0
+		t.Logf("%s: %s (%d deletes among %d writes)", p.name, said, deletes(sent), len(sent))
+		ok := err != nil && res.Reason == reconciler.ReasonPruneFailed && strings.Contains(said, "nothing pruned") && strings.Contains(said, "Widget") && deletes(sent) == 0
 		lost, orphaned, unintended, notes := e.count(versionA, before)
 		if len(notes) > 0 {
 			t.Logf("%v", notes)

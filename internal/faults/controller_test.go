@@ -133,7 +133,7 @@ type ctl struct {
 	admin  client.Client
 	// writes are its requests that changed the cluster; log is everything
 	// it logged, at debug level.
-	writes *writes
+	writes *clustertest.Writes
 	log    *ctlLog
 	// srv serves its Handler: /metrics, /healthz, /readyz and /hook.
 	srv *httptest.Server
@@ -144,9 +144,9 @@ type ctl struct {
 // to the cluster; set adjusts its options. It does not run yet.
 func newCtl(t *testing.T, name string, src source.Options, set func(*controller.Options)) *ctl {
 	t.Helper()
-	c := &ctl{t: t, name: name, writes: &writes{}, log: &ctlLog{}, admin: clustertest.Client(t)}
+	c := &ctl{t: t, name: name, writes: &clustertest.Writes{}, log: &ctlLog{}, admin: clustertest.Client(t)}
 	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
-	cfg.WrapTransport = c.writes.wrap
+	cfg.WrapTransport = c.writes.Wrap
 	cl, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)

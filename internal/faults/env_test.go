@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -264,79 +263,4 @@ func (e *env) converged() (bool, string) {
 		return false, fmt.Sprintf("changed %d, stale %v", len(d.Changed), d.Stale)
 	}
 	return true, ""
-}
-
-// writes counts and names the requests that change the cluster (mutating
-// verbs that are not dry-runs) and can act before or after one of them.
-type writes struct {
-	mu   sync.Mutex
-	seen []string
-	// before, when set, is called with the index of each write before it is
-	// sent; an error stops it there.
-	before func(i int, req *http.Request) error
-	// after is called with the index of each write once it was answered.
-	after func(i int, req *http.Request, resp *http.Response)
-}
-
-func isWrite(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		return !strings.Contains(req.URL.RawQuery, "dryRun")
-	}
-	return false
-}
-
-func (w *writes) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if !isWrite(req) {
-			return rt.RoundTrip(req)
-		}
-		w.mu.Lock()
-		i := len(w.seen)
-		w.seen = append(w.seen, req.Method+" "+req.URL.Path)
-		before, after := w.before, w.after
-		w.mu.Unlock()
-		if before != nil {
-			if err := before(i, req); err != nil {
-				return nil, err
-			}
-		}
-		resp, err := rt.RoundTrip(req)
-		if after != nil && err == nil {
-			after(i, req, resp)
-		}
-		return resp, err
-	})
-}
-
-// to is how many writes went to the URL path so far.
-func (w *writes) to(path string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, s := range w.seen {
-		if _, p, _ := strings.Cut(s, " "); p == path {
-			n++
-		}
-	}
-	return n
-}
-
-func (w *writes) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.seen
-	w.seen = nil
-	return s
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// snapshot returns the first n writes seen.
-func (w *writes) snapshot(n int) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.seen[:n]...)
 }

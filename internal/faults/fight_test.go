@@ -121,7 +121,7 @@ func TestFight_MeshcdStopsCorrectingAFieldAnotherManagerKeepsReverting(t *testin
 	c.run()
 	c.applied(rev1)
 	settings := ctlConfigMapPath(ns, "settings")
-	created := c.writes.to(settings)
+	created := c.writes.To(settings)
 	limit := drift.DefaultFightLimit
 
 	// The fight: every correction is reverted at once.
@@ -129,7 +129,7 @@ func TestFight_MeshcdStopsCorrectingAFieldAnotherManagerKeepsReverting(t *testin
 	f := startFighter(t, ns, "settings")
 	st := c.waitStatus("a fight", time.Minute, func(s *controller.Status) bool { return len(s.Fights) > 0 })
 	declaredAfter := time.Since(start)
-	corrections := c.writes.to(settings) - created
+	corrections := c.writes.To(settings) - created
 	fight := st.Fights[0]
 	t.Logf("fight declared %s after the fighter started, after %d corrections by meshcd (%d reverts by the fighter): %s",
 		declaredAfter.Round(time.Millisecond), corrections, f.reverts.Load(), fight)
@@ -159,11 +159,11 @@ func TestFight_MeshcdStopsCorrectingAFieldAnotherManagerKeepsReverting(t *testin
 
 	// The fighter keeps going: the object changes every 250 ms and stays
 	// drifted, and meshcd leaves it alone.
-	held := c.writes.to(settings)
+	held := c.writes.To(settings)
 	drifts := c.metric("meshcd_drift_total")
 	f.ticking.Store(true)
 	time.Sleep(3 * time.Second)
-	if n := c.writes.to(settings) - held; n != 0 {
+	if n := c.writes.To(settings) - held; n != 0 {
 		stopped = false
 		t.Errorf("meshcd wrote the held object %d times while the fighter went on", n)
 	}
@@ -181,7 +181,7 @@ func TestFight_MeshcdStopsCorrectingAFieldAnotherManagerKeepsReverting(t *testin
 	if !otherApplied {
 		t.Error("a commit of another object is not applied while the fight is held")
 	}
-	if n := c.writes.to(settings) - held; n != 0 {
+	if n := c.writes.To(settings) - held; n != 0 {
 		stopped = false
 		t.Errorf("the reconcile of %s wrote the held object %d times", rev2, n)
 	}

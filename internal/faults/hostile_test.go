@@ -51,8 +51,8 @@ func TestHostile_RepositoriesAreRefusedWithTheirFileAndNothingIsWritten(t *testi
 			e.write(versionB)
 			want := c.setup(t, e)
 			confine(t, e)
-			w := &writes{}
-			r := e.process(w.wrap)
+			w := &clustertest.Writes{}
+			r := e.process(w.Wrap)
 			var (
 				res *reconciler.Result
 				err error
@@ -76,7 +76,7 @@ func TestHostile_RepositoriesAreRefusedWithTheirFileAndNothingIsWritten(t *testi
 				named = false
 				t.Errorf("the refusal grew the heap by %.1f MiB, more than %.0f MiB", mib(grew), mib(c.heap))
 			}
-			sent := w.take()
+			_, sent := w.Take()
 			if len(sent) > 0 {
 				t.Errorf("a refused repository sent %d writes: %v", len(sent), sent)
 			}
@@ -219,7 +219,7 @@ func hostileImpersonation(t *testing.T) {
 		refused  int
 		stateURL = fmt.Sprintf("/api/v1/namespaces/%s/configmaps/meshcd-inventory-%s", e.opts.Namespace, e.opts.Name)
 	)
-	w := &writes{after: func(_ int, req *http.Request, resp *http.Response) {
+	w := &clustertest.Writes{After: func(_ int, req *http.Request, resp *http.Response) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -231,7 +231,7 @@ func hostileImpersonation(t *testing.T) {
 	}}
 	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	cfg.WrapTransport = w.wrap
+	cfg.WrapTransport = w.Wrap
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +250,7 @@ func hostileImpersonation(t *testing.T) {
 			}
 		}
 	}
+	sent, _ := w.Take()
 	mu.Lock()
 	var others []string
 	for _, d := range done {
@@ -257,7 +258,7 @@ func hostileImpersonation(t *testing.T) {
 			others = append(others, d)
 		}
 	}
-	t.Logf("writes: %d sent, %d answered 2xx (%v), %d refused with 403", len(w.take()), len(done), done, refused)
+	t.Logf("writes: %d sent, %d answered 2xx (%v), %d refused with 403", sent, len(done), done, refused)
 	mu.Unlock()
 	if len(others) > 0 {
 		t.Errorf("writes outside meshcd's own state went through: %v", others)

@@ -90,27 +90,27 @@ func (e *env) kill(k int, after bool, concurrency int) string {
 	e.t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	w := &writes{}
+	w := &clustertest.Writes{}
 	point := ""
-	w.before = func(i int, _ *http.Request) error {
+	w.Before = func(i int, _ *http.Request) error {
 		if i != k {
 			return nil
 		}
-		point = classify(w.snapshot(i + 1))
+		point = classify(w.First(i + 1))
 		if !after {
 			cancel(errKilled)
 			return errKilled
 		}
 		return nil
 	}
-	w.after = func(i int, _ *http.Request, _ *http.Response) {
+	w.After = func(i int, _ *http.Request, _ *http.Response) {
 		if i == k && after {
 			cancel(errKilled)
 		}
 	}
 	opts := e.opts
 	e.opts.Apply.Concurrency = concurrency
-	r := e.process(w.wrap)
+	r := e.process(w.Wrap)
 	e.opts = opts
 	_, err := r.Reconcile(ctx, e.dir)
 	if point != "" && err == nil && !after {
@@ -167,11 +167,11 @@ func (e *env) sequence(tr transition) []string {
 	e.write(tr.from)
 	e.converge()
 	e.write(tr.to)
-	w := &writes{}
-	if _, err := e.process(w.wrap).Reconcile(context.Background(), e.dir); err != nil {
+	w := &clustertest.Writes{}
+	if _, err := e.process(w.Wrap).Reconcile(context.Background(), e.dir); err != nil {
 		e.t.Fatal(err)
 	}
-	seq := w.take()
+	_, seq := w.Take()
 	points := make([]string, len(seq))
 	for i := range seq {
 		points[i] = classify(seq[:i+1])
@@ -243,9 +243,9 @@ func TestRestart_TheAPIServerStopsMidApply(t *testing.T) {
 		e.converge()
 		before := e.uids(e.survivors(tr.from, tr.to))
 		e.write(tr.to)
-		w := &writes{}
+		w := &clustertest.Writes{}
 		stopped := false
-		w.before = func(i int, _ *http.Request) error {
+		w.Before = func(i int, _ *http.Request) error {
 			if i == k && !stopped {
 				stopped = true
 				if err := c.StopAPIServer(); err != nil {
@@ -254,7 +254,7 @@ func TestRestart_TheAPIServerStopsMidApply(t *testing.T) {
 			}
 			return nil
 		}
-		r := e.process(w.wrap)
+		r := e.process(w.Wrap)
 		_, err := r.Reconcile(context.Background(), e.dir)
 		if !stopped {
 			t.Fatalf("the reconcile ended before write %d", k)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
 )
 
@@ -25,7 +26,7 @@ type requests struct {
 }
 
 func (q *requests) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
+	return clustertest.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		key := req.Method + " " + req.URL.String()
 		q.mu.Lock()
 		q.total++
