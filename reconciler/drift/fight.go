@@ -159,16 +159,6 @@ func (fs *Fights) Corrected(object string, at time.Time) (*Fight, bool) {
 	return fs.judge(object, f, at)
 }
 
-// Fight returns the fight object is in, or nil.
-func (fs *Fights) Fight(object string) *Fight {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f := fs.objects[object]; f != nil {
-		return f.fight
-	}
-	return nil
-}
-
 // Forget drops everything known of object, its fight too: meshcd corrects
 // it again, and counts afresh.
 func (fs *Fights) Forget(object string) {

