@@ -24,8 +24,8 @@ import (
 const (
 	// MaxFileSize is the largest file Load reads.
 	MaxFileSize = 8 << 20
-	// maxNodes bounds the YAML nodes one file may expand to, aliases included.
-	maxNodes = 1 << 20
+	// MaxNodes bounds the YAML nodes one file may expand to, aliases included.
+	MaxNodes = 1 << 20
 )
 
 // Position is where a document or a field stands in its source.
@@ -157,7 +157,7 @@ func splitDocuments(data []byte) []chunk {
 func loadChunk(file string, c chunk) (*Set, error) {
 	set := NewSet()
 	var errs []error
-	budget := maxNodes
+	budget := MaxNodes
 	dec := yaml.NewDecoder(bytes.NewReader(c.data))
 	for {
 		var doc yaml.Node
@@ -315,7 +315,7 @@ func (w *walker) spend(n *yaml.Node, path string) bool {
 	}
 	if !w.exhausted {
 		w.exhausted = true
-		w.fail(n, path, "file expands to more than %d YAML nodes (an alias bomb?); meshcd refuses it", maxNodes)
+		w.fail(n, path, "file expands to more than %d YAML nodes (an alias bomb?); meshcd refuses it", MaxNodes)
 	}
 	return true
 }

@@ -131,10 +131,7 @@ func refuseRemote(dir, root string) error {
 		if !isK {
 			return nil
 		}
-		data, err := readBounded(path)
-		if err == nil {
-			err = boundedYAML(data)
-		}
+		data, err := readBoundedYAML(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel(root, path), err)
 		}
@@ -223,22 +220,25 @@ func (c confinedFS) ReadFile(path string) ([]byte, error) {
 	if err := c.check(path); err != nil {
 		return nil, err
 	}
-	data, err := readBounded(path)
-	if err == nil {
-		err = boundedYAML(data)
-	}
+	data, err := readBoundedYAML(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
 }
 
-// maxExpandedNodes is the YAML nodes, aliases expanded, that one file
-// kustomize reads may hold: the bound meshspec's loader sets.
-const maxExpandedNodes = 1 << 20
+// readBoundedYAML reads a file within meshspec's size bound and refuses it
+// when its aliases expand past meshspec's node bound.
+func readBoundedYAML(path string) ([]byte, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	return data, boundedYAML(data)
+}
 
 // boundedYAML refuses YAML whose aliases expand to more than
-// maxExpandedNodes nodes (or into themselves). Data that is not YAML is
+// meshspec.MaxNodes nodes (or into themselves). Data that is not YAML is
 // left to kustomize to report.
 func boundedYAML(data []byte) error {
 	if !bytes.Contains(data, []byte("*")) {
@@ -252,8 +252,8 @@ func boundedYAML(data []byte) error {
 		if dec.Decode(&doc) != nil {
 			return nil // the end, or not YAML
 		}
-		if total += expandedNodes(&doc, seen); total > maxExpandedNodes {
-			return fmt.Errorf("file expands to more than %d YAML nodes through aliases (an alias bomb?); meshcd refuses it", maxExpandedNodes)
+		if total += expandedNodes(&doc, seen); total > meshspec.MaxNodes {
+			return fmt.Errorf("file expands to more than %d YAML nodes through aliases (an alias bomb?); meshcd refuses it", meshspec.MaxNodes)
 		}
 	}
 }
@@ -268,11 +268,11 @@ func expandedNodes(n *yamlv3.Node, seen map[*yamlv3.Node]int) int {
 	if c, ok := seen[n]; ok {
 		return c
 	}
-	seen[n] = maxExpandedNodes + 1
+	seen[n] = meshspec.MaxNodes + 1
 	c := 1
 	for _, child := range n.Content {
-		if c += expandedNodes(child, seen); c > maxExpandedNodes {
-			c = maxExpandedNodes + 1
+		if c += expandedNodes(child, seen); c > meshspec.MaxNodes {
+			c = meshspec.MaxNodes + 1
 			break
 		}
 	}
