@@ -185,11 +185,10 @@ func parseURL(rawURL string) (*url.URL, error) {
 	if err != nil {
 		return nil, errors.New("does not parse")
 	}
-	scheme, at := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@")
-	if scheme < 0 || at < scheme {
+	raw, ok := rawUserInfo(rawURL)
+	if !ok {
 		return u, nil
 	}
-	raw := rawURL[scheme+3 : at]
 	written, err := url.PathUnescape(raw)
 	if err != nil {
 		return nil, errors.New("user info does not unescape")
@@ -225,12 +224,11 @@ func checkURL(rawURL string) error {
 // urlSecrets lists the password of a URL's user info, as written,
 // unescaped and escaped for a path and a query.
 func urlSecrets(rawURL string) []string {
-	scheme := strings.Index(rawURL, "://")
-	at := strings.LastIndex(rawURL, "@")
-	if scheme < 0 || at < scheme {
+	raw, ok := rawUserInfo(rawURL)
+	if !ok {
 		return nil
 	}
-	_, password, ok := strings.Cut(rawURL[scheme+3:at], ":")
+	_, password, ok := strings.Cut(raw, ":")
 	if !ok {
 		return nil
 	}
@@ -239,4 +237,14 @@ func urlSecrets(rawURL string) []string {
 		out = append(out, p, url.PathEscape(p), url.QueryEscape(p))
 	}
 	return out
+}
+
+// rawUserInfo is a URL's user info as written: what lies between its
+// "://" and its last "@".
+func rawUserInfo(rawURL string) (string, bool) {
+	scheme, at := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@")
+	if scheme < 0 || at < scheme {
+		return "", false
+	}
+	return rawURL[scheme+3 : at], true
 }
