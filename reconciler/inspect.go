@@ -21,7 +21,7 @@ import (
 // Desired renders dir, adds what the rollouts have reached, and stamps
 // every object as apply would send it.
 func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
-	bundle, _, err := r.rendered.Render(dir, r.opts.Render)
+	bundle, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
 	}

@@ -149,7 +149,7 @@ func (r *Reconciler) RolloutStore() *dataplane.Store {
 // prune prunes nothing; a failed delete stays in the inventory.
 func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error) {
 	res := &Result{}
-	bundle, _, err := r.rendered.Render(dir, r.opts.Render)
+	bundle, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		res.Reason = ReasonRenderFailed
 		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)

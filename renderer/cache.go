@@ -24,27 +24,27 @@ type Cache struct {
 }
 
 // Render returns the bundle of dir, rendered again only when the
-// repository's files or opts changed since the last successful render;
-// fresh says whether it was. The bundle's Objects and Spec must not be
-// changed; the Bundle itself and its slice are the caller's. Every bundle
-// of one render shares its Spec, so the Spec tells renders apart.
-func (c *Cache) Render(dir string, opts Options) (b *Bundle, fresh bool, err error) {
+// repository's files or opts changed since the last successful render.
+// The bundle's Objects and Spec must not be changed; the Bundle itself and
+// its slice are the caller's. Every bundle of one render shares its Spec,
+// so the Spec tells renders apart.
+func (c *Cache) Render(dir string, opts Options) (*Bundle, error) {
 	key, err := treeKey(dir, opts)
 	if err != nil {
-		return nil, false, fmt.Errorf("spec directory %s: %w", dir, err)
+		return nil, fmt.Errorf("spec directory %s: %w", dir, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.bundle == nil || key != c.key {
 		if c.bundle, err = Render(dir, opts); err != nil {
 			c.bundle = nil
-			return nil, false, err
+			return nil, err
 		}
-		c.key, fresh = key, true
+		c.key = key
 	}
 	out := *c.bundle
 	out.Objects = append([]*unstructured.Unstructured(nil), c.bundle.Objects...)
-	return &out, fresh, nil
+	return &out, nil
 }
 
 // treeKey digests opts, dir's place in its repository, and every file of
