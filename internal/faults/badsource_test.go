@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,8 +49,13 @@ func TestBadSource_PrunesNothing(t *testing.T) {
 		{
 			name: "render fails",
 			files: func(e *env) map[string]string {
+				// Version B, which drops objects, next to a broken file.
 				e.write(versionB)
-				return map[string]string{"broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n"}
+				spec, err := os.ReadFile(filepath.Join(e.dir, "mesh.yaml"))
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				return map[string]string{"mesh.yaml": string(spec), "broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [oops\n"}
 			},
 			expect: "broken.yaml",
 		},
@@ -242,16 +248,16 @@ func waitWidgets(t *testing.T, e *env, served bool) {
 
 // denyDeletes is a validating admission webhook, on loopback over TLS,
 // that refuses every request it is sent.
-func denyDeletes(t *testing.T) (*httptest.Server, *int) {
+func denyDeletes(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	refused := 0
+	var refused atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		review := &admissionv1.AdmissionReview{}
 		if err := json.NewDecoder(r.Body).Decode(review); err != nil || review.Request == nil {
 			http.Error(w, "bad review", http.StatusBadRequest)
 			return
 		}
-		refused++
+		refused.Add(1)
 		review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: false, Result: &metav1.Status{Message: "deletes are frozen during the change window", Code: http.StatusForbidden}}
 		review.Request = nil
 		_ = json.NewEncoder(w).Encode(review)
@@ -306,8 +312,8 @@ func TestRefusedDeletes_StayInTheInventoryAndGoOnceAllowed(t *testing.T) {
 			t.Fatalf("while deletes are refused: %v", notes)
 		}
 	}
-	if *refused < 12 {
-		t.Fatalf("the webhook refused %d deletes; 6 stale objects tried on 2 reconciles make 12", *refused)
+	if n := refused.Load(); n < 12 {
+		t.Fatalf("the webhook refused %d deletes; 6 stale objects tried on 2 reconciles make 12", n)
 	}
 	if err := e.admin.Delete(context.Background(), hook); err != nil {
 		t.Fatal(err)

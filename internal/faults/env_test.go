@@ -230,7 +230,7 @@ func (e *env) count(v version, before map[objectKey]types.UID) (lost, orphaned, 
 			}
 		}
 	}
-	if ns2 != nil && !v.enroll2 && ns2.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue && !owned[objectKey{"Namespace", "", e.ns2}] {
+	if !v.enroll2 && ns2.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue && !owned[objectKey{"Namespace", "", e.ns2}] {
 		orphaned++
 		notes = append(notes, "orphan: the enrollment of "+e.ns2)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,13 +92,17 @@ func (e *env) kill(k int, after bool, concurrency int) string {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	w := &clustertest.Writes{}
-	point := ""
+	var (
+		point  string
+		killed atomic.Bool // the kill happened, not only its write was seen
+	)
 	w.Before = func(i int, _ *http.Request) error {
 		if i != k {
 			return nil
 		}
 		point = classify(w.First(i + 1))
 		if !after {
+			killed.Store(true)
 			cancel(errKilled)
 			return errKilled
 		}
@@ -105,6 +110,7 @@ func (e *env) kill(k int, after bool, concurrency int) string {
 	}
 	w.After = func(i int, _ *http.Request, _ *http.Response) {
 		if i == k && after {
+			killed.Store(true)
 			cancel(errKilled)
 		}
 	}
@@ -113,6 +119,9 @@ func (e *env) kill(k int, after bool, concurrency int) string {
 	r := e.process(w.Wrap)
 	e.opts = opts
 	_, err := r.Reconcile(ctx, e.dir)
+	if point != "" && !killed.Load() {
+		e.t.Fatalf("write %d (%s) failed before the kill after it", k, point)
+	}
 	if point != "" && err == nil && !after {
 		e.t.Fatalf("a reconcile killed before write %d (%s) reported success", k, point)
 	}
@@ -258,6 +267,9 @@ func TestRestart_TheAPIServerStopsMidApply(t *testing.T) {
 		_, err := r.Reconcile(context.Background(), e.dir)
 		if !stopped {
 			t.Fatalf("the reconcile ended before write %d", k)
+		}
+		if err == nil {
+			t.Fatalf("the reconcile succeeded with kube-apiserver stopped at write %d: the fault was not injected", k)
 		}
 		t.Logf("reconcile with kube-apiserver stopped at write %d (%s): %v", k, points[k], err)
 		start := time.Now()

@@ -66,10 +66,9 @@ func (s *ctlScan) add(where string, v any) {
 	switch x := v.(type) {
 	case string:
 		text = x
+	case nil:
+		return
 	case error:
-		if x == nil {
-			return
-		}
 		text = x.Error()
 	default:
 		b, err := json.Marshal(v)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
@@ -87,12 +86,6 @@ func throttled(t *testing.T, e *env, user string) {
 	}
 	// The API server's flow control picks up the new schema from its informer.
 	time.Sleep(2 * time.Second)
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("flowcontrol.apiserver.k8s.io/v1")
-	u.SetKind("PriorityLevelConfiguration")
-	if err := e.admin.Get(context.Background(), client.ObjectKey{Name: name}, u); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestThrottling_MeshcdBacksOffAndConverges gives meshcd one seat of the
