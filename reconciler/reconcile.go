@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,6 +121,9 @@ type Reconciler struct {
 	checked  *meshspec.Set
 	// holds are the objects kept out of the applies, by holdKey.
 	holds map[string]hold
+	// intended is the inventory of intendedOf, the objects last recorded.
+	intended   *inventory.Inventory
+	intendedOf []*unstructured.Unstructured
 }
 
 // New returns a Reconciler working through c.
@@ -296,13 +300,29 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 	if old, err = r.store.Load(ctx); err != nil {
 		return fail(err)
 	}
-	if next, err = inventory.New(bundle.Objects); err != nil {
+	if next, err = r.inventoryOf(bundle.Objects); err != nil {
 		return fail(err)
 	}
 	if err := r.store.Save(ctx, old.Union(next)); err != nil {
 		return fail(err)
 	}
 	return old, next, nil
+}
+
+// inventoryOf returns the inventory of objs, the last one again when objs
+// are the same objects as last time (a render the cache kept).
+func (r *Reconciler) inventoryOf(objs []*unstructured.Unstructured) (*inventory.Inventory, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Equal(objs, r.intendedOf) && r.intended != nil {
+		return r.intended, nil
+	}
+	inv, err := inventory.New(objs)
+	if err != nil {
+		return nil, err
+	}
+	r.intended, r.intendedOf = inv, slices.Clone(objs)
+	return inv, nil
 }
 
 // EnsureNamespace creates meshcd's own namespace when it is missing; an

@@ -60,8 +60,8 @@ type Manager struct {
 	mu sync.Mutex
 	// stamped are the last apply's stamped copies, by the object each was
 	// made from: objects passed again (a render the cache kept) are not
-	// copied and digested again.
-	stamped map[*unstructured.Unstructured]*unstructured.Unstructured
+	// copied, digested or keyed again.
+	stamped map[*unstructured.Unstructured]stampedObj
 	// unchanged are the resourceVersions at which the last apply found
 	// the live object to be its stamped copy: a live object still at that
 	// version is still unchanged, with no compare or dry-run. next is
@@ -108,7 +108,7 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 // changed copy instead).
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
 	cs := &ChangeSet{}
-	desired, err := m.stamp(objs)
+	desired, metas, err := m.stamp(objs)
 	if err != nil {
 		return cs, err
 	}
@@ -122,7 +122,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	}()
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.
-	live, err := m.index(ctx, desired)
+	live, err := m.index(ctx, metas)
 	if err != nil {
 		return cs, err
 	}
@@ -146,7 +146,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 	}
 	for _, stage := range [][]*unstructured.Unstructured{defs, gateways, rest} {
-		changes, err := m.applyStage(ctx, stage, live)
+		changes, err := m.applyStage(ctx, stage, live, metas)
 		cs.add(changes...)
 		if err != nil {
 			return cs, err
@@ -160,33 +160,58 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	return cs, err
 }
 
-// stamp returns a stamped copy of each object, reusing the last apply's.
-func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+// stampedObj is an object's stamped copy and what is read off it.
+type stampedObj struct {
+	obj *unstructured.Unstructured
+	objMeta
+}
+
+// objMeta is what an apply reads off a desired object.
+type objMeta struct {
+	gvk schema.GroupVersionKind
+	key object.ObjMetadata
+	// name is "Kind namespace/name".
+	name    string
+	partial bool
+}
+
+func metaOf(o *unstructured.Unstructured) objMeta {
+	gvk := o.GroupVersionKind()
+	return objMeta{gvk: gvk, key: object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: gvk.GroupKind()}, name: describe(o), partial: isPartial(o)}
+}
+
+// stamp returns a stamped copy of each object, reusing the last apply's,
+// and what is read off each copy.
+func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, map[*unstructured.Unstructured]objMeta, error) {
 	m.mu.Lock()
 	prev := m.stamped
 	m.mu.Unlock()
-	next := make(map[*unstructured.Unstructured]*unstructured.Unstructured, len(objs))
+	next := make(map[*unstructured.Unstructured]stampedObj, len(objs))
+	metas := make(map[*unstructured.Unstructured]objMeta, len(objs))
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
-		d, ok := prev[o]
+		s, ok := prev[o]
 		if !ok {
-			d = o.DeepCopy()
-			if err := Stamp(d); err != nil {
-				return nil, err
+			s.obj = o.DeepCopy()
+			if err := Stamp(s.obj); err != nil {
+				return nil, nil, err
 			}
+			s.objMeta = metaOf(s.obj)
 		}
-		next[o] = d
-		out = append(out, d)
+		next[o] = s
+		metas[s.obj] = s.objMeta
+		out = append(out, s.obj)
 	}
 	m.mu.Lock()
 	m.stamped = next
 	m.mu.Unlock()
-	return out, nil
+	return out, metas, nil
 }
 
 // applyStage applies objs concurrently and returns one change for each.
-// live is what the cluster held when the apply began.
-func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
+// live is what the cluster held when the apply began; metas is what was
+// read off the stamped objects, and an object not in it is read here.
+func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured, live map[object.ObjMetadata]*unstructured.Unstructured, metas map[*unstructured.Unstructured]objMeta) ([]Change, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -198,8 +223,12 @@ func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.Concurrency)
 	for i, o := range objs {
+		meta, ok := metas[o]
+		if !ok {
+			meta = metaOf(o)
+		}
 		g.Go(func() error {
-			c, err := m.applyOne(gctx, o, live[key(o)])
+			c, err := m.applyOne(gctx, o, meta, live[meta.key])
 			changes[i] = c
 			if err != nil {
 				mu.Lock()
@@ -217,14 +246,14 @@ func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 }
 
 // applyOne applies one object unless its live copy already is desired.
-func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unstructured) (Change, error) {
-	c := Change{Object: describe(desired)}
+func (m *Manager) applyOne(ctx context.Context, desired *unstructured.Unstructured, meta objMeta, live *unstructured.Unstructured) (Change, error) {
+	c := Change{Object: meta.name}
 	if m.stillUnchanged(desired, live) || Current(desired, live) {
 		m.sawUnchanged(desired, live)
 		c.Action = Unchanged
 		return c, nil
 	}
-	partial := isPartial(desired)
+	partial := meta.partial
 	if live == nil && partial {
 		// meshcd never creates a partial object: read it first.
 		got := &unstructured.Unstructured{}
@@ -232,7 +261,7 @@ func (m *Manager) applyOne(ctx context.Context, desired, live *unstructured.Unst
 		err := m.client.Get(ctx, client.ObjectKeyFromObject(desired), got)
 		switch {
 		case apierrors.IsNotFound(err):
-			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", describe(desired))
+			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", meta.name)
 			return c, nil
 		case err != nil:
 			return c, fmt.Errorf("%s read failed: %w", c.Object, err)
@@ -351,14 +380,15 @@ func conflict(obj string, err error) error {
 	return ce
 }
 
-// index lists, per kind, the live objects meshcd manages, so that unchanged
-// objects cost no request of their own.
-func (m *Manager) index(ctx context.Context, objs []*unstructured.Unstructured) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+// index lists, per kind of the objects metas were read off, the live
+// objects meshcd manages, so that unchanged objects cost no request of
+// their own.
+func (m *Manager) index(ctx context.Context, metas map[*unstructured.Unstructured]objMeta) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
 	kinds := map[schema.GroupVersionKind]bool{}
-	for _, o := range objs {
-		kinds[o.GroupVersionKind()] = true
+	for _, meta := range metas {
+		kinds[meta.gvk] = true
 	}
-	out := map[object.ObjMetadata]*unstructured.Unstructured{}
+	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(metas))
 	for gvk := range kinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
@@ -373,7 +403,7 @@ func (m *Manager) index(ctx context.Context, objs []*unstructured.Unstructured) 
 				// its kind; one decoded from a list may lack it.
 				item.SetGroupVersionKind(gvk)
 			}
-			out[key(item)] = item
+			out[object.ObjMetadata{Namespace: item.GetNamespace(), Name: item.GetName(), GroupKind: gvk.GroupKind()}] = item
 		}
 	}
 	return out, nil
@@ -415,7 +445,9 @@ func key(o *unstructured.Unstructured) object.ObjMetadata {
 }
 
 func isPartial(o *unstructured.Unstructured) bool {
-	return o.GetAnnotations()[ambient.AnnotationOwnership] == ambient.OwnershipPartial
+	// Read in place: GetAnnotations copies them.
+	v, _, _ := unstructured.NestedFieldNoCopy(o.Object, "metadata", "annotations", ambient.AnnotationOwnership)
+	return v == ambient.OwnershipPartial
 }
 
 func quoteJoin(ss []string) string {

@@ -199,7 +199,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 		}
 		apply = append(apply, h.later)
 	}
-	applied, err := m.applyStage(ctx, apply, live)
+	applied, err := m.applyStage(ctx, apply, live, nil)
 	return append(changes, applied...), err
 }
 

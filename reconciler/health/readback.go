@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -27,20 +28,70 @@ type Report struct {
 
 // ReadBack reports the health of every object of objs that istiod or a
 // controller reports on. Objects with nothing to report are left out. It
-// reads with one list per kind, never one request per object.
+// reads with one list per kind, never one request per object, and judges
+// again only the objects whose live copy changed since the last read-back.
 func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructured) ([]Report, error) {
-	snap, err := c.snapshot(ctx, objs)
+	c.mu.Lock()
+	prev := c.judged
+	c.mu.Unlock()
+	next := make(map[*unstructured.Unstructured]judgement, len(objs))
+	kinds := map[schema.GroupVersionKind]bool{}
+	for _, o := range objs {
+		j, ok := prev[o]
+		if !ok {
+			gvk := o.GroupVersionKind()
+			j = judgement{gvk: gvk, ref: ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}, object: describe(o)}
+		}
+		next[o] = j
+		if reported[j.ref.gk] {
+			kinds[j.gvk] = true
+		}
+	}
+	snap, err := c.snapshot(ctx, kinds)
 	if err != nil {
 		return nil, err
 	}
 	var out []Report
 	for _, o := range objs {
-		if r, ok := snap.report(o); ok {
-			out = append(out, r)
+		j := next[o]
+		live := snap.objects[j.ref]
+		if live == nil {
+			j.rv = ""
+			next[o] = j
+			continue
+		}
+		rv := live.GetResourceVersion()
+		if j.rv == "" || j.rv != rv {
+			j.report, j.reported = snap.report(j, live)
+			// A waypoint's health and a refused policy's depend on other
+			// objects too: those are judged on every read-back.
+			j.rv = rv
+			if j.ref.gk == ambient.GatewayGK || (j.ref.gk == ambient.AuthorizationPolicyGK && !j.report.Healthy) {
+				j.rv = ""
+			}
+			next[o] = j
+		}
+		if j.reported {
+			out = append(out, j.report)
 		}
 	}
+	c.mu.Lock()
+	c.judged = next
+	c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
 	return out, nil
+}
+
+// judgement is what a read-back knows of one desired object: its kind and
+// name and, while rv is set, its report as judged from the live copy at
+// that resourceVersion.
+type judgement struct {
+	gvk      schema.GroupVersionKind
+	ref      ref
+	object   string
+	rv       string
+	report   Report
+	reported bool
 }
 
 // Settle polls ReadBack until every report is healthy, or until nothing is
@@ -91,15 +142,10 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 	return last, nil
 }
 
-// report judges one object from the snapshot.
-func (s *snapshot) report(desired *unstructured.Unstructured) (Report, bool) {
-	gk := desired.GroupVersionKind().GroupKind()
-	live := s.objects[ref{gk, desired.GetNamespace(), desired.GetName()}]
-	if live == nil {
-		return Report{}, false
-	}
-	r := Report{Object: describe(desired)}
-	switch gk {
+// report judges one object from its live copy and the snapshot.
+func (s *snapshot) report(j judgement, live *unstructured.Unstructured) (Report, bool) {
+	r := Report{Object: j.object}
+	switch j.ref.gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
 			return r, false

@@ -31,18 +31,13 @@ type snapshot struct {
 // reported are the kinds health reads back.
 var reported = map[schema.GroupKind]bool{ambient.GatewayGK: true, ambient.ServiceGK: true, ambient.AuthorizationPolicyGK: true, ambient.HTTPRouteGK: true}
 
-func (c *Checker) snapshot(ctx context.Context, objs []*unstructured.Unstructured) (*snapshot, error) {
+// snapshot lists meshcd's objects of kinds and, when there are Gateways
+// among them, istiod's waypoint Deployments and their endpoints.
+func (c *Checker) snapshot(ctx context.Context, kinds map[schema.GroupVersionKind]bool) (*snapshot, error) {
 	s := &snapshot{objects: map[ref]*unstructured.Unstructured{}, deployments: map[ref]*unstructured.Unstructured{}, readyServices: map[ref]bool{}}
-	kinds := map[schema.GroupVersionKind]bool{}
 	waypoints := false
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
-		if reported[gvk.GroupKind()] {
-			kinds[gvk] = true
-			waypoints = waypoints || gvk.GroupKind() == ambient.GatewayGK
-		}
-	}
 	for gvk := range kinds {
+		waypoints = waypoints || gvk.GroupKind() == ambient.GatewayGK
 		items, err := c.list(ctx, gvk, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,6 +20,10 @@ type Checker struct {
 	// informer cache (package lister) makes a read-back cost no list
 	// request.
 	Lists client.Reader
+
+	mu sync.Mutex
+	// judged is the last read-back's judgement of each desired object.
+	judged map[*unstructured.Unstructured]judgement
 }
 
 var (

@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -72,19 +74,40 @@ func (inv *Inventory) Stale(next *Inventory) []Entry {
 // object in both. It is what meshcd stores before applying, so that an
 // apply that fails half way forgets neither the old objects nor the new.
 func (inv *Inventory) Union(other *Inventory) *Inventory {
-	byID := make(map[string]Entry, len(inv.Entries)+len(other.Entries))
-	for _, e := range inv.Entries {
-		byID[e.ID] = e
-	}
-	for _, e := range other.Entries {
-		byID[e.ID] = e
-	}
-	out := &Inventory{Entries: make([]Entry, 0, len(byID))}
-	for _, e := range byID {
+	a, b := sorted(inv.Entries), sorted(other.Entries)
+	out := &Inventory{Entries: make([]Entry, 0, max(len(a), len(b)))}
+	add := func(e Entry) {
+		if n := len(out.Entries); n > 0 && out.Entries[n-1].ID == e.ID {
+			out.Entries[n-1] = e
+			return
+		}
 		out.Entries = append(out.Entries, e)
 	}
-	out.sort()
+	// Both are sorted by id: merge them.
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].ID < b[0].ID:
+			add(a[0])
+			a = a[1:]
+		case len(a) == 0 || b[0].ID < a[0].ID:
+			add(b[0])
+			b = b[1:]
+		default: // the same object: other's entry wins
+			add(b[0])
+			a, b = a[1:], b[1:]
+		}
+	}
 	return out
+}
+
+// sorted returns entries sorted by id: entries itself when they are, else
+// a sorted copy.
+func sorted(entries []Entry) []Entry {
+	less := func(a, b Entry) int { return strings.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(entries, less) {
+		return entries
+	}
+	return slices.SortedStableFunc(slices.Values(entries), less)
 }
 
 // Object returns a stub of the entry's object: its identity and, for a

@@ -63,6 +63,16 @@ func TestUnion_KeepsBothSidesSorted(t *testing.T) {
 	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("union = %v, want %v", got, want)
 	}
+	// What a prune kept comes in any order; the other side's version wins.
+	kept := &Inventory{Entries: []Entry{{ID: b.Entries[1].ID, Version: "v2"}, {ID: b.Entries[0].ID, Version: "v2"}}}
+	u = a.Union(kept)
+	got = ids(u.Entries)
+	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("union with unsorted entries = %v, want %v", got, want)
+	}
+	if u.Entries[0].Version != "v2" || u.Entries[1].Version != "v1" {
+		t.Fatalf("the other side's version must win for an object on both sides: %+v", u.Entries)
+	}
 }
 
 func TestEntryObject_RoundTripsIdentityAndPartialOwnership(t *testing.T) {

@@ -25,14 +25,26 @@ type Store struct {
 
 	mu sync.Mutex
 	// stored is the inventory's encoding as this Store last read or wrote
-	// it, so that saving it unchanged costs no request.
+	// it, so that saving it unchanged costs no request, and inv is that
+	// inventory, so that loading it unchanged costs no decode.
 	stored string
+	inv    *Inventory
 }
 
-func (s *Store) remember(raw string) {
+func (s *Store) remember(raw string, inv *Inventory) {
 	s.mu.Lock()
-	s.stored = raw
+	s.stored, s.inv = raw, inv
 	s.mu.Unlock()
+}
+
+// decoded returns the inventory last read or written when raw is its encoding.
+func (s *Store) decoded(raw string) *Inventory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inv == nil || s.stored != raw {
+		return nil
+	}
+	return s.inv
 }
 
 func (s *Store) known(raw string) bool {
@@ -42,31 +54,37 @@ func (s *Store) known(raw string) bool {
 }
 
 // Load reads the inventory. A missing ConfigMap is an empty inventory: the
-// first reconcile owns nothing yet.
+// first reconcile owns nothing yet. The inventory returned is shared with
+// the Store and must not be changed.
 func (s *Store) Load(ctx context.Context) (*Inventory, error) {
 	cm := &corev1.ConfigMap{}
 	err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm)
 	if apierrors.IsNotFound(err) {
-		s.remember("")
+		s.remember("", nil)
 		return &Inventory{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inventory ConfigMap %s/%s read failed: %w", s.Namespace, s.Name, err)
 	}
-	s.remember(cm.Data[dataKey])
+	raw := cm.Data[dataKey]
+	if inv := s.decoded(raw); inv != nil {
+		return inv, nil
+	}
 	inv := &Inventory{}
-	if raw := cm.Data[dataKey]; raw != "" {
+	if raw != "" {
 		if err := json.Unmarshal([]byte(raw), inv); err != nil {
+			s.remember("", nil)
 			return nil, fmt.Errorf("inventory ConfigMap %s/%s is corrupt (key %q): %w; restore it or delete it to start over, which forgets what meshcd owned", s.Namespace, s.Name, dataKey, err)
 		}
 	}
 	inv.sort()
+	s.remember(raw, inv)
 	return inv, nil
 }
 
 // Save writes the inventory with server-side apply. It writes nothing when
 // the stored inventory is already equal, and reads nothing when it is what
-// this Store last loaded or saved.
+// this Store last loaded or saved. inv must not be changed afterwards.
 func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 	raw, err := json.Marshal(inv)
 	if err != nil {
@@ -85,9 +103,9 @@ func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 	}
 	apply := corev1ac.ConfigMap(s.Name, s.Namespace).WithData(map[string]string{dataKey: string(raw)})
 	if err := s.Client.Apply(ctx, apply, client.FieldOwner(s.FieldManager), client.ForceOwnership); err != nil {
-		s.remember("")
+		s.remember("", nil)
 		return fmt.Errorf("inventory ConfigMap %s/%s write failed: %w", s.Namespace, s.Name, err)
 	}
-	s.remember(string(raw))
+	s.remember(string(raw), inv)
 	return nil
 }
