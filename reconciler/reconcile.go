@@ -418,11 +418,7 @@ func (r *Reconciler) Hold(desired *unstructured.Unstructured, reason string) {
 	if r.holds == nil {
 		r.holds = map[string]hold{}
 	}
-	object := desired.GetKind() + " " + desired.GetName()
-	if ns := desired.GetNamespace(); ns != "" {
-		object = desired.GetKind() + " " + ns + "/" + desired.GetName()
-	}
-	r.holds[holdKey(desired)] = hold{object: object, digest: desired.GetAnnotations()[ambient.AnnotationDigest], reason: reason}
+	r.holds[holdKey(desired)] = hold{object: meshspec.RefOf(desired).String(), digest: desired.GetAnnotations()[ambient.AnnotationDigest], reason: reason}
 }
 
 // Held reports whether obj's object is held.

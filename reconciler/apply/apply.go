@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // WaypointChecker tells whether a waypoint serves traffic.
@@ -177,7 +178,7 @@ type objMeta struct {
 
 func metaOf(o *unstructured.Unstructured) objMeta {
 	gvk := o.GroupVersionKind()
-	return objMeta{gvk: gvk, key: object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: gvk.GroupKind()}, name: describe(o), partial: isPartial(o)}
+	return objMeta{gvk: gvk, key: object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: gvk.GroupKind()}, name: meshspec.RefOf(o).String(), partial: isPartial(o)}
 }
 
 // stamp returns a stamped copy of each object, reusing the last apply's,
@@ -434,7 +435,7 @@ func (m *Manager) waitCRDs(ctx context.Context, objs []*unstructured.Unstructure
 		})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%s was not Established in time: %w", describe(o), err)
+			return fmt.Errorf("%s was not Established in time: %w", meshspec.RefOf(o).String(), err)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // Stamp sets the digest annotation of obj to a digest of everything else in
@@ -22,7 +23,7 @@ func Stamp(obj *unstructured.Unstructured) error {
 	obj.SetAnnotations(annotations)
 	raw, err := json.Marshal(obj.Object)
 	if err != nil {
-		return fmt.Errorf("%s digest failed: %w", describe(obj), err)
+		return fmt.Errorf("%s digest failed: %w", meshspec.RefOf(obj).String(), err)
 	}
 	sum := sha256.Sum256(raw)
 	if annotations == nil {
@@ -103,12 +104,4 @@ func number(v any) (float64, bool) {
 		return n, true
 	}
 	return 0, false
-}
-
-// describe renders an object as "Kind namespace/name" or "Kind name".
-func describe(obj *unstructured.Unstructured) string {
-	if obj.GetNamespace() == "" {
-		return obj.GetKind() + " " + obj.GetName()
-	}
-	return obj.GetKind() + " " + obj.GetNamespace() + "/" + obj.GetName()
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // Waypoints fail open: a Namespace or Service labelled for a waypoint that
@@ -90,7 +91,7 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Un
 			live = &unstructured.Unstructured{}
 			live.SetGroupVersionKind(o.GroupVersionKind())
 			if err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil && !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%s read failed: %w", describe(o), err)
+				return nil, fmt.Errorf("%s read failed: %w", meshspec.RefOf(o).String(), err)
 			}
 		}
 		if sameEnrollment(o, live) {
@@ -151,7 +152,9 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 	for _, h := range heldObjs {
 		all = append(all, h)
 	}
-	sort.Slice(all, func(i, j int) bool { return describe(all[i].later) < describe(all[j].later) })
+	sort.Slice(all, func(i, j int) bool {
+		return meshspec.RefOf(all[i].later).String() < meshspec.RefOf(all[j].later).String()
+	})
 
 	reasons := map[Enrollment]string{}
 	ready := map[Enrollment]bool{}
@@ -193,7 +196,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 			}
 		}
 		if len(missing) > 0 {
-			changes = append(changes, Change{Object: describe(h.later), Action: Waiting,
+			changes = append(changes, Change{Object: meshspec.RefOf(h.later).String(), Action: Waiting,
 				Reason: "waypoint label held back, so traffic is not sent to a waypoint that cannot enforce its policies: " + strings.Join(missing, "; ")})
 			continue
 		}
@@ -218,7 +221,7 @@ func (m *Manager) namedBy(ctx context.Context, namespace, name string) ([]string
 			for i := range list.Items {
 				for _, e := range Enrollments(&list.Items[i]) {
 					if e.Label == l.name && e.Namespace == namespace && e.Name == name {
-						out = append(out, describe(&list.Items[i]))
+						out = append(out, meshspec.RefOf(&list.Items[i]).String())
 					}
 				}
 			}
@@ -250,7 +253,7 @@ func Sequence(before, after []*unstructured.Unstructured) []string {
 			if enrollmentOf(old, e.Label) == e {
 				continue
 			}
-			line := fmt.Sprintf("%s: %s=%s is written only once waypoint %s is Programmed with an available replica and a ready endpoint", describe(o), e.Label, e.Name, e.waypoint())
+			line := fmt.Sprintf("%s: %s=%s is written only once waypoint %s is Programmed with an available replica and a ready endpoint", meshspec.RefOf(o).String(), e.Label, e.Name, e.waypoint())
 			if was, ok := old.GetLabels()[e.Label]; ok {
 				line += fmt.Sprintf("; until then it stays %s", was)
 			} else if o.GetLabels()[ambient.LabelDataplaneMode] != "" {
@@ -267,12 +270,12 @@ func Sequence(before, after []*unstructured.Unstructured) []string {
 		for _, n := range before {
 			for _, e := range Enrollments(n) {
 				if e.Namespace == o.GetNamespace() && e.Name == o.GetName() {
-					namers = append(namers, describe(n))
+					namers = append(namers, meshspec.RefOf(n).String())
 				}
 			}
 		}
 		if len(namers) > 0 {
-			out = append(out, fmt.Sprintf("%s is deleted only after %s no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone", describe(o), strings.Join(namers, ", ")))
+			out = append(out, fmt.Sprintf("%s is deleted only after %s no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone", meshspec.RefOf(o).String(), strings.Join(namers, ", ")))
 		}
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // Mode is what meshcd does about drift.
@@ -52,16 +53,16 @@ type Object struct {
 func Judge(ctx context.Context, c client.Client, desired *unstructured.Unstructured) (*Object, error) {
 	d, err := jsondiff.Unstructured(ctx, c, desired, jsondiff.FieldOwner(ambient.FieldManager))
 	if err != nil {
-		return nil, fmt.Errorf("%s dry-run failed: %w", describe(desired), err)
+		return nil, fmt.Errorf("%s dry-run failed: %w", meshspec.RefOf(desired).String(), err)
 	}
 	switch d.Type {
 	case jsondiff.DiffTypeNone, jsondiff.DiffTypeExclude:
 		return nil, nil
 	case jsondiff.DiffTypeCreate:
-		return &Object{Object: describe(desired), Missing: true}, nil
+		return &Object{Object: meshspec.RefOf(desired).String(), Missing: true}, nil
 	}
 	live, _ := d.ClusterObject.(*unstructured.Unstructured)
-	out := &Object{Object: describe(desired)}
+	out := &Object{Object: meshspec.RefOf(desired).String()}
 	for _, op := range d.Patch {
 		f := Field{Path: op.Path, Desired: op.Value}
 		if live != nil {
@@ -107,11 +108,4 @@ func splitPointer(pointer string) []string {
 		parts[i] = strings.ReplaceAll(strings.ReplaceAll(p, "~1", "/"), "~0", "~")
 	}
 	return parts
-}
-
-func describe(o *unstructured.Unstructured) string {
-	if o.GetNamespace() == "" {
-		return o.GetKind() + " " + o.GetName()
-	}
-	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }

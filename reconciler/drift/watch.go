@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/apply"
 )
 
@@ -124,7 +125,7 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 				if ctx.Err() != nil {
 					return nil
 				}
-				drifted = &Object{Object: describe(d), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
+				drifted = &Object{Object: meshspec.RefOf(d).String(), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
 			}
 			if drifted != nil && !selfInflicted(drifted) {
 				onDrift(Event{Drift: *drifted, Desired: d, At: at})

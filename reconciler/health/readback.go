@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // Report is the health of one object as the cluster reports it.
@@ -40,7 +41,7 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 		j, ok := prev[o]
 		if !ok {
 			gvk := o.GroupVersionKind()
-			j = judgement{gvk: gvk, ref: ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}, object: describe(o)}
+			j = judgement{gvk: gvk, ref: ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}, object: meshspec.RefOf(o).String()}
 		}
 		next[o] = j
 		if reported[j.ref.gk] {
@@ -250,11 +251,4 @@ func conditionReport(live *unstructured.Unstructured, r Report, types ...string)
 	}
 	r.Healthy, r.Message = len(bad) == 0, strings.Join(bad, "; ")
 	return r
-}
-
-func describe(o *unstructured.Unstructured) string {
-	if o.GetNamespace() == "" {
-		return o.GetKind() + " " + o.GetName()
-	}
-	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }

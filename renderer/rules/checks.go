@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/meshspec"
 )
 
 // checks holds the rules of each kind. Workloads are checked through their
@@ -67,7 +68,7 @@ func (c *checker) service(o *unstructured.Unstructured) {
 	if amb, known := c.idx.ambient(o.GetNamespace()); known && !amb {
 		c.report("AMB013", o, o.GetNamespace())
 	}
-	c.useWaypoint(o, describe(o), waypointRef(labels, o.GetNamespace(), name), true)
+	c.useWaypoint(o, meshspec.RefOf(o).String(), waypointRef(labels, o.GetNamespace(), name), true)
 }
 
 // useWaypoint checks that the named waypoint exists and accepts the
@@ -119,7 +120,7 @@ func (c *checker) workload(o *unstructured.Unstructured) {
 	if ns, ok := labels[ambient.LabelUseWaypointNamespace].(string); ok {
 		strLabels[ambient.LabelUseWaypointNamespace] = ns
 	}
-	c.useWaypoint(o, "the pods of "+describe(o), waypointRef(strLabels, o.GetNamespace(), name), false)
+	c.useWaypoint(o, "the pods of "+meshspec.RefOf(o).String(), waypointRef(strLabels, o.GetNamespace(), name), false)
 }
 
 func (c *checker) gateway(o *unstructured.Unstructured) {

@@ -158,19 +158,12 @@ func (c *checker) report(id string, obj *unstructured.Unstructured, args ...any)
 	if !ok {
 		panic("rules: unknown rule " + id) // a defect in this package, caught by its tests
 	}
-	f := Finding{Rule: id, Severity: r.Severity, Object: describe(obj), Message: fmt.Sprintf(r.Template, args...)}
+	f := Finding{Rule: id, Severity: r.Severity, Object: meshspec.RefOf(obj).String(), Message: fmt.Sprintf(r.Template, args...)}
 	if c.opts.Origin != nil {
 		pos := c.opts.Origin(obj)
 		f.File, f.Line = pos.File, pos.Line
 	}
 	c.findings = append(c.findings, f)
-}
-
-func describe(o *unstructured.Unstructured) string {
-	if o.GetNamespace() == "" {
-		return o.GetKind() + " " + o.GetName()
-	}
-	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }
 
 // str reads a string field, tolerating any shape of input.
