@@ -297,14 +297,14 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 		return u.String()
 	}
 	for i, src := range []source.Options{
-		{URL: wrong.URL + "/spec.git", Auth: auth},                                     // wrong password
-		{URL: withToken(wrong.URL + "/spec.git")},                                      // the token in the URL
-		{URL: wrong.URL + "/spec.git", Auth: &source.Auth{BearerToken: token}},         // the token as a bearer token
-		{URL: withToken(closed), Auth: auth},                                           // nothing listens
-		{URL: withToken("http://meshcd-no-such-host.invalid/spec.git"), Auth: auth},    // no such host
-		{URL: withToken(wrong.URL + "/spec.git"), Auth: &source.Auth{Password: token}}, // both
-		{URL: withToken(right.URL + "/nope.git"), Auth: auth},
-		{URL: strings.Replace(right.URL, "http://", "http://"+user+":"+token+"@", 1) + "/spec.git"}, // the token pasted into the URL unescaped                          // no such repository
+		{URL: wrong.URL + "/spec.git", Auth: auth},                                                  // wrong password
+		{URL: withToken(wrong.URL + "/spec.git")},                                                   // the token in the URL
+		{URL: wrong.URL + "/spec.git", Auth: &source.Auth{BearerToken: token}},                      // the token as a bearer token
+		{URL: withToken(closed), Auth: auth},                                                        // nothing listens
+		{URL: withToken("http://meshcd-no-such-host.invalid/spec.git"), Auth: auth},                 // no such host
+		{URL: withToken(wrong.URL + "/spec.git"), Auth: &source.Auth{Password: token}},              // both
+		{URL: withToken(right.URL + "/nope.git"), Auth: auth},                                       // no such repository
+		{URL: strings.Replace(right.URL, "http://", "http://"+user+":"+token+"@", 1) + "/spec.git"}, // the token pasted into the URL unescaped
 	} {
 		b := newCtl(t, fmt.Sprintf("%s-auth%d", ns, i), src, func(o *controller.Options) { o.WebhookSecret = []byte(token) })
 		ctls = append(ctls, b)
@@ -375,6 +375,12 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 		}
 	}
 
+	// A place that printed nothing would pass the scan without a test.
+	for _, where := range []string{"webhook responses", "reconcile result", "diff report", "drift report", "status report", "plan", "errors", "logs", "metrics", "status objects", "events", "applied objects"} {
+		if strings.TrimSpace(scan.texts[where]) == "" {
+			t.Errorf("nothing was scanned from the %s", where)
+		}
+	}
 	found, scanned := 0, 0
 	for where, text := range scan.texts {
 		scanned += len(text)
