@@ -168,6 +168,14 @@ func TestFight_MeshcdStopsCorrectingAFieldAnotherManagerKeepsReverting(t *testin
 		t.Errorf("meshcd wrote the held object %d times while the fighter went on", n)
 	}
 	noticed := c.metric("meshcd_drift_total") - drifts
+	if n := f.tick.Load(); n < 5 {
+		stopped = false
+		t.Errorf("the fighter wrote only %d times in 3 s, so meshcd leaving it alone shows nothing", n)
+	}
+	if noticed == 0 {
+		stopped = false
+		t.Error("meshcd noticed none of the fighter's writes: leaving them alone shows nothing")
+	}
 	t.Logf("over 3 s the fighter wrote %d more times; meshcd noticed %v drifts of the held object and wrote it 0 times", f.tick.Load(), noticed)
 	if ctlData(t, c.admin, ns, "settings", "mode") != "theirs" {
 		t.Error("the fighter's value should stand while the object is held")
