@@ -77,18 +77,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// clusterCPU is the user and system CPU the cluster's processes (etcd,
-// kube-apiserver, the controllers, kwok, istiod) have used so far.
-func clusterCPU(c *localcluster.Cluster) time.Duration {
-	var total time.Duration
-	for _, d := range processCPU(c) {
-		total += d
-	}
-	return total
-}
-
-// processCPU is the user and system CPU each of the cluster's processes has
-// used so far, by name.
+// processCPU is the user and system CPU each of the cluster's processes
+// (etcd, kube-apiserver, the controllers, kwok, istiod) has used so far, by
+// name.
 func processCPU(c *localcluster.Cluster) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for name, pid := range c.Pids() {
@@ -109,13 +100,15 @@ func processCPU(c *localcluster.Cluster) map[string]time.Duration {
 	return out
 }
 
-// cpuSince is each process's CPU since before.
-func cpuSince(c *localcluster.Cluster, before map[string]time.Duration) map[string]time.Duration {
+// cpuSince is each process's CPU since before, and their sum.
+func cpuSince(c *localcluster.Cluster, before map[string]time.Duration) (map[string]time.Duration, time.Duration) {
 	out := map[string]time.Duration{}
+	var total time.Duration
 	for name, d := range processCPU(c) {
 		out[name] = d - before[name]
+		total += out[name]
 	}
-	return out
+	return out, total
 }
 
 // perProcess renders CPU by process, rounded to the second.
@@ -148,14 +141,6 @@ func peakRSS() float64 {
 // objects on a second cluster, then measures a no-op reconcile and the
 // drift latency. meshcd runs as `meshcd run` does, with informers serving
 // its bulk lists; the cold apply includes starting them.
-var benchNS = func() int {
-	n, err := strconv.Atoi(os.Getenv("TMPNS"))
-	if err != nil {
-		return 200
-	}
-	return n
-}()
-
 func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 	cluster := clustertest.Cluster(b)
 	ctx := context.Background()
@@ -199,15 +184,14 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		if err := os.WriteFile(file, stream.Bytes(), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		start, serverBefore, procsBefore := time.Now(), clusterCPU(kc), processCPU(kc)
+		start, procsBefore := time.Now(), processCPU(kc)
 		out, err := exec.Command(filepath.Join(localcluster.BinDir(), "kubectl"), "--kubeconfig", kc.Kubeconfig(),
 			"apply", "--server-side", "--field-manager", "kubectl-bench", "-f", file).CombinedOutput()
 		if err != nil {
 			b.Fatalf("kubectl apply: %v\n%s", err, tail(out))
 		}
 		kubectl := time.Since(start)
-		kubectlServer := clusterCPU(kc) - serverBefore
-		kubectlProcs := cpuSince(kc, procsBefore)
+		kubectlProcs, kubectlServer := cpuSince(kc, procsBefore)
 		// The least time the same writes could take here: kube-apiserver's
 		// CPU for them spread over every core, and the whole cluster's.
 		apiserverFloor := kubectlProcs["kube-apiserver"] / time.Duration(runtime.NumCPU())
@@ -242,14 +226,13 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		opts.Apply.WaypointTimeout = 5 * time.Minute
 		opts.HealthTimeout = 5 * time.Minute
 		rec := reconciler.New(mc, opts)
-		start, serverBefore, procsBefore = time.Now(), clusterCPU(cluster), processCPU(cluster)
+		start, procsBefore = time.Now(), processCPU(cluster)
 		res, err := rec.Reconcile(ctx, mDir)
 		if err != nil {
 			b.Fatalf("cold reconcile: %v", err)
 		}
 		cold := time.Since(start)
-		meshcdServer := clusterCPU(cluster) - serverBefore
-		meshcdProcs := cpuSince(cluster, procsBefore)
+		meshcdProcs, meshcdServer := cpuSince(cluster, procsBefore)
 		// The apply itself ends with its last write; the rest of the cold
 		// reconcile waits for istiod's status on every object, which
 		// kubectl does not.

@@ -61,13 +61,8 @@ type Manager struct {
 	mu sync.Mutex
 	// stamped are the last apply's stamped copies, by the object each was
 	// made from: objects passed again (a render the cache kept) are not
-	// copied, digested or keyed again.
-	stamped map[*unstructured.Unstructured]stampedObj
-	// unchanged are the resourceVersions at which the last apply found
-	// the live object to be its stamped copy: a live object still at that
-	// version is still unchanged, with no compare or dry-run. next is
-	// this apply's, filled as it goes.
-	unchanged, nextUnchanged map[*unstructured.Unstructured]string
+	// copied, digested or read again, and keep what the last apply found.
+	stamped map[*unstructured.Unstructured]*stamped
 }
 
 // New returns a Manager. waypoints decides when enrollment labels may be written.
@@ -109,21 +104,13 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 // changed copy instead).
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
 	cs := &ChangeSet{}
-	desired, metas, err := m.stamp(objs)
+	desired, err := m.stamp(objs)
 	if err != nil {
 		return cs, err
 	}
-	m.mu.Lock()
-	m.nextUnchanged = make(map[*unstructured.Unstructured]string, len(desired))
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		m.unchanged, m.nextUnchanged = m.nextUnchanged, nil
-		m.mu.Unlock()
-	}()
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.
-	live, err := m.index(ctx, metas)
+	live, err := m.index(ctx, desired)
 	if err != nil {
 		return cs, err
 	}
@@ -132,12 +119,12 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		return cs, err
 	}
 
-	var defs, gateways, rest []*unstructured.Unstructured
+	var defs, gateways, rest []*stamped
 	for _, o := range desired {
 		if h, ok := held[o]; ok {
 			o = h.now
 		}
-		switch gk := o.GroupVersionKind().GroupKind(); {
+		switch gk := o.key.GroupKind; {
 		case gk == ambient.NamespaceGK || gk == crdGK:
 			defs = append(defs, o)
 		case gk == ambient.GatewayGK:
@@ -146,8 +133,8 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			rest = append(rest, o)
 		}
 	}
-	for _, stage := range [][]*unstructured.Unstructured{defs, gateways, rest} {
-		changes, err := m.applyStage(ctx, stage, live, metas)
+	for _, stage := range [][]*stamped{defs, gateways, rest} {
+		changes, err := m.applyStage(ctx, stage, live)
 		cs.add(changes...)
 		if err != nil {
 			return cs, err
@@ -161,58 +148,54 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	return cs, err
 }
 
-// stampedObj is an object's stamped copy and what is read off it.
-type stampedObj struct {
+// stamped is a desired object's stamped copy and what an apply reads off it.
+type stamped struct {
 	obj *unstructured.Unstructured
-	objMeta
-}
-
-// objMeta is what an apply reads off a desired object.
-type objMeta struct {
 	gvk schema.GroupVersionKind
 	key object.ObjMetadata
 	// name is "Kind namespace/name".
 	name    string
 	partial bool
+	// unchangedAt is the resourceVersion at which an apply last found the
+	// live object to be obj: a live object still at it is still unchanged,
+	// with no compare or dry-run. Manager.mu guards it.
+	unchangedAt string
 }
 
-func metaOf(o *unstructured.Unstructured) objMeta {
-	gvk := o.GroupVersionKind()
-	return objMeta{gvk: gvk, key: object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: gvk.GroupKind()}, name: meshspec.RefOf(o).String(), partial: isPartial(o)}
+// newStamped reads what an apply needs off obj, a stamped object.
+func newStamped(obj *unstructured.Unstructured) *stamped {
+	gvk := obj.GroupVersionKind()
+	return &stamped{obj: obj, gvk: gvk, key: keyOf(gvk.GroupKind(), obj), name: meshspec.RefOf(obj).String(), partial: isPartial(obj)}
 }
 
-// stamp returns a stamped copy of each object, reusing the last apply's,
-// and what is read off each copy.
-func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, map[*unstructured.Unstructured]objMeta, error) {
+// stamp returns a stamped copy of each object, reusing the last apply's.
+func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	m.mu.Lock()
 	prev := m.stamped
 	m.mu.Unlock()
-	next := make(map[*unstructured.Unstructured]stampedObj, len(objs))
-	metas := make(map[*unstructured.Unstructured]objMeta, len(objs))
-	out := make([]*unstructured.Unstructured, 0, len(objs))
+	next := make(map[*unstructured.Unstructured]*stamped, len(objs))
+	out := make([]*stamped, 0, len(objs))
 	for _, o := range objs {
 		s, ok := prev[o]
 		if !ok {
-			s.obj = o.DeepCopy()
-			if err := Stamp(s.obj); err != nil {
-				return nil, nil, err
+			d := o.DeepCopy()
+			if err := Stamp(d); err != nil {
+				return nil, err
 			}
-			s.objMeta = metaOf(s.obj)
+			s = newStamped(d)
 		}
 		next[o] = s
-		metas[s.obj] = s.objMeta
-		out = append(out, s.obj)
+		out = append(out, s)
 	}
 	m.mu.Lock()
 	m.stamped = next
 	m.mu.Unlock()
-	return out, metas, nil
+	return out, nil
 }
 
 // applyStage applies objs concurrently and returns one change for each.
-// live is what the cluster held when the apply began; metas is what was
-// read off the stamped objects, and an object not in it is read here.
-func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructured, live map[object.ObjMetadata]*unstructured.Unstructured, metas map[*unstructured.Unstructured]objMeta) ([]Change, error) {
+// live is what the cluster held when the apply began.
+func (m *Manager) applyStage(ctx context.Context, objs []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -224,12 +207,8 @@ func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.Concurrency)
 	for i, o := range objs {
-		meta, ok := metas[o]
-		if !ok {
-			meta = metaOf(o)
-		}
 		g.Go(func() error {
-			c, err := m.applyOne(gctx, o, meta, live[meta.key])
+			c, err := m.applyOne(gctx, o, live[o.key])
 			changes[i] = c
 			if err != nil {
 				mu.Lock()
@@ -247,22 +226,22 @@ func (m *Manager) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 }
 
 // applyOne applies one object unless its live copy already is desired.
-func (m *Manager) applyOne(ctx context.Context, desired *unstructured.Unstructured, meta objMeta, live *unstructured.Unstructured) (Change, error) {
-	c := Change{Object: meta.name}
-	if m.stillUnchanged(desired, live) || Current(desired, live) {
-		m.sawUnchanged(desired, live)
+func (m *Manager) applyOne(ctx context.Context, s *stamped, live *unstructured.Unstructured) (Change, error) {
+	desired := s.obj
+	c := Change{Object: s.name}
+	if m.stillUnchanged(s, live) || Current(desired, live) {
+		m.sawUnchanged(s, live)
 		c.Action = Unchanged
 		return c, nil
 	}
-	partial := meta.partial
-	if live == nil && partial {
+	if live == nil && s.partial {
 		// meshcd never creates a partial object: read it first.
 		got := &unstructured.Unstructured{}
 		got.SetGroupVersionKind(desired.GroupVersionKind())
 		err := m.client.Get(ctx, client.ObjectKeyFromObject(desired), got)
 		switch {
 		case apierrors.IsNotFound(err):
-			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", meta.name)
+			c.Action, c.Reason = Skipped, fmt.Sprintf("%s does not exist; meshcd only labels it and never creates it", s.name)
 			return c, nil
 		case err != nil:
 			return c, fmt.Errorf("%s read failed: %w", c.Object, err)
@@ -277,7 +256,7 @@ func (m *Manager) applyOne(ctx context.Context, desired *unstructured.Unstructur
 			return c, fmt.Errorf("%s dry-run failed: %w", c.Object, err)
 		}
 		if !Drifted(live, dry) {
-			m.sawUnchanged(desired, live)
+			m.sawUnchanged(s, live)
 			c.Action = Unchanged
 			return c, nil
 		}
@@ -298,36 +277,33 @@ func (m *Manager) applyOne(ctx context.Context, desired *unstructured.Unstructur
 	if live == nil && created(applied, start) {
 		c.Action = Created
 	}
-	if partial {
+	if s.partial {
 		c.Reason = "meshcd's labels only"
 	}
 	return c, nil
 }
 
-// stillUnchanged reports whether the last apply found live, at the same
-// resourceVersion, to be desired.
-func (m *Manager) stillUnchanged(desired, live *unstructured.Unstructured) bool {
+// stillUnchanged reports whether an apply found live, at the same
+// resourceVersion, to be s's object.
+func (m *Manager) stillUnchanged(s *stamped, live *unstructured.Unstructured) bool {
 	if live == nil {
 		return false
 	}
 	rv := live.GetResourceVersion()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	was, ok := m.unchanged[desired]
-	return ok && rv != "" && was == rv
+	return rv != "" && s.unchangedAt == rv
 }
 
-// sawUnchanged remembers that live, at its resourceVersion, is desired.
-func (m *Manager) sawUnchanged(desired, live *unstructured.Unstructured) {
+// sawUnchanged remembers that live, at its resourceVersion, is s's object.
+func (m *Manager) sawUnchanged(s *stamped, live *unstructured.Unstructured) {
 	if live == nil {
 		return
 	}
 	rv := live.GetResourceVersion()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.nextUnchanged != nil && rv != "" {
-		m.nextUnchanged[desired] = rv
-	}
+	s.unchangedAt = rv
 }
 
 // created reports whether the server created the object in this apply: an
@@ -381,15 +357,14 @@ func conflict(obj string, err error) error {
 	return ce
 }
 
-// index lists, per kind of the objects metas were read off, the live
-// objects meshcd manages, so that unchanged objects cost no request of
-// their own.
-func (m *Manager) index(ctx context.Context, metas map[*unstructured.Unstructured]objMeta) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
+// index lists, per kind of objs, the live objects meshcd manages, so that
+// unchanged objects cost no request of their own.
+func (m *Manager) index(ctx context.Context, objs []*stamped) (map[object.ObjMetadata]*unstructured.Unstructured, error) {
 	kinds := map[schema.GroupVersionKind]bool{}
-	for _, meta := range metas {
-		kinds[meta.gvk] = true
+	for _, o := range objs {
+		kinds[o.gvk] = true
 	}
-	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(metas))
+	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(objs))
 	for gvk := range kinds {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
@@ -404,7 +379,7 @@ func (m *Manager) index(ctx context.Context, metas map[*unstructured.Unstructure
 				// its kind; one decoded from a list may lack it.
 				item.SetGroupVersionKind(gvk)
 			}
-			out[object.ObjMetadata{Namespace: item.GetNamespace(), Name: item.GetName(), GroupKind: gvk.GroupKind()}] = item
+			out[keyOf(gvk.GroupKind(), item)] = item
 		}
 	}
 	return out, nil
@@ -413,15 +388,16 @@ func (m *Manager) index(ctx context.Context, metas map[*unstructured.Unstructure
 var crdGK = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
 
 // waitCRDs waits for the CRDs among objs to be Established.
-func (m *Manager) waitCRDs(ctx context.Context, objs []*unstructured.Unstructured) error {
-	for _, o := range objs {
-		if o.GroupVersionKind().GroupKind() != crdGK {
+func (m *Manager) waitCRDs(ctx context.Context, objs []*stamped) error {
+	for _, s := range objs {
+		if s.key.GroupKind != crdGK {
 			continue
 		}
+		o := s.obj
 		waitCtx, cancel := context.WithTimeout(ctx, m.opts.WaypointTimeout)
 		err := wait.PollUntilContextCancel(waitCtx, m.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
 			live := &unstructured.Unstructured{}
-			live.SetGroupVersionKind(o.GroupVersionKind())
+			live.SetGroupVersionKind(s.gvk)
 			if err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil {
 				return false, nil
 			}
@@ -435,14 +411,19 @@ func (m *Manager) waitCRDs(ctx context.Context, objs []*unstructured.Unstructure
 		})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%s was not Established in time: %w", meshspec.RefOf(o).String(), err)
+			return fmt.Errorf("%s was not Established in time: %w", s.name, err)
 		}
 	}
 	return nil
 }
 
 func key(o *unstructured.Unstructured) object.ObjMetadata {
-	return object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: o.GroupVersionKind().GroupKind()}
+	return keyOf(o.GroupVersionKind().GroupKind(), o)
+}
+
+// keyOf is o's key when its kind, gk, is known.
+func keyOf(gk schema.GroupKind, o *unstructured.Unstructured) object.ObjMetadata {
+	return object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: gk}
 }
 
 func isPartial(o *unstructured.Unstructured) bool {

@@ -23,7 +23,7 @@ func Stamp(obj *unstructured.Unstructured) error {
 	obj.SetAnnotations(annotations)
 	raw, err := json.Marshal(obj.Object)
 	if err != nil {
-		return fmt.Errorf("%s digest failed: %w", meshspec.RefOf(obj).String(), err)
+		return fmt.Errorf("%s digest failed: %w", meshspec.RefOf(obj), err)
 	}
 	sum := sha256.Sum256(raw)
 	if annotations == nil {

@@ -66,9 +66,9 @@ func Enrollments(o *unstructured.Unstructured) []Enrollment {
 type held struct {
 	// now is what is applied at once: the object with the enrollment labels
 	// the live object already has, so traffic stays where it is.
-	now *unstructured.Unstructured
+	now *stamped
 	// later is the whole object, applied once the waypoints are ready.
-	later *unstructured.Unstructured
+	later *stamped
 	// waypoints are every waypoint it names.
 	waypoints []Enrollment
 }
@@ -76,22 +76,23 @@ type held struct {
 // holdEnrollment finds the partial objects whose waypoint labels must wait:
 // those whose live labels name other waypoints (or none) and whose
 // waypoints are not ready now.
-func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Unstructured, index map[object.ObjMetadata]*unstructured.Unstructured) (map[*unstructured.Unstructured]held, error) {
-	out := map[*unstructured.Unstructured]held{}
-	for _, o := range desired {
-		if !isPartial(o) {
+func (m *Manager) holdEnrollment(ctx context.Context, desired []*stamped, index map[object.ObjMetadata]*unstructured.Unstructured) (map[*stamped]held, error) {
+	out := map[*stamped]held{}
+	for _, s := range desired {
+		if !s.partial {
 			continue
 		}
+		o := s.obj
 		refs := Enrollments(o)
 		if len(refs) == 0 {
 			continue
 		}
-		live := index[key(o)]
+		live := index[s.key]
 		if live == nil { // not labelled by meshcd yet: read it
 			live = &unstructured.Unstructured{}
-			live.SetGroupVersionKind(o.GroupVersionKind())
+			live.SetGroupVersionKind(s.gvk)
 			if err := m.client.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil && !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("%s read failed: %w", meshspec.RefOf(o).String(), err)
+				return nil, fmt.Errorf("%s read failed: %w", s.name, err)
 			}
 		}
 		if sameEnrollment(o, live) {
@@ -123,7 +124,7 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*unstructured.Un
 		if err := Stamp(now); err != nil {
 			return nil, err
 		}
-		out[o] = held{now: now, later: o, waypoints: refs}
+		out[s] = held{now: newStamped(now), later: s, waypoints: refs}
 	}
 	return out, nil
 }
@@ -144,7 +145,7 @@ func sameEnrollment(desired, live *unstructured.Unstructured) bool {
 
 // enroll waits, within WaypointTimeout, for the waypoints of held objects
 // and applies their labels; those whose waypoint never got ready wait.
-func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstructured]held, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
+func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
 	if len(heldObjs) == 0 {
 		return nil, nil
 	}
@@ -152,9 +153,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 	for _, h := range heldObjs {
 		all = append(all, h)
 	}
-	sort.Slice(all, func(i, j int) bool {
-		return meshspec.RefOf(all[i].later).String() < meshspec.RefOf(all[j].later).String()
-	})
+	sort.Slice(all, func(i, j int) bool { return all[i].later.name < all[j].later.name })
 
 	reasons := map[Enrollment]string{}
 	ready := map[Enrollment]bool{}
@@ -186,7 +185,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 
 	var (
 		changes []Change
-		apply   []*unstructured.Unstructured
+		apply   []*stamped
 	)
 	for _, h := range all {
 		var missing []string
@@ -196,13 +195,13 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*unstructured.Unstruc
 			}
 		}
 		if len(missing) > 0 {
-			changes = append(changes, Change{Object: meshspec.RefOf(h.later).String(), Action: Waiting,
+			changes = append(changes, Change{Object: h.later.name, Action: Waiting,
 				Reason: "waypoint label held back, so traffic is not sent to a waypoint that cannot enforce its policies: " + strings.Join(missing, "; ")})
 			continue
 		}
 		apply = append(apply, h.later)
 	}
-	applied, err := m.applyStage(ctx, apply, live, nil)
+	applied, err := m.applyStage(ctx, apply, live)
 	return append(changes, applied...), err
 }
 
@@ -253,7 +252,7 @@ func Sequence(before, after []*unstructured.Unstructured) []string {
 			if enrollmentOf(old, e.Label) == e {
 				continue
 			}
-			line := fmt.Sprintf("%s: %s=%s is written only once waypoint %s is Programmed with an available replica and a ready endpoint", meshspec.RefOf(o).String(), e.Label, e.Name, e.waypoint())
+			line := fmt.Sprintf("%s: %s=%s is written only once waypoint %s is Programmed with an available replica and a ready endpoint", meshspec.RefOf(o), e.Label, e.Name, e.waypoint())
 			if was, ok := old.GetLabels()[e.Label]; ok {
 				line += fmt.Sprintf("; until then it stays %s", was)
 			} else if o.GetLabels()[ambient.LabelDataplaneMode] != "" {
@@ -275,7 +274,7 @@ func Sequence(before, after []*unstructured.Unstructured) []string {
 			}
 		}
 		if len(namers) > 0 {
-			out = append(out, fmt.Sprintf("%s is deleted only after %s no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone", meshspec.RefOf(o).String(), strings.Join(namers, ", ")))
+			out = append(out, fmt.Sprintf("%s is deleted only after %s no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone", meshspec.RefOf(o), strings.Join(namers, ", ")))
 		}
 	}
 	return out

@@ -53,7 +53,7 @@ type Object struct {
 func Judge(ctx context.Context, c client.Client, desired *unstructured.Unstructured) (*Object, error) {
 	d, err := jsondiff.Unstructured(ctx, c, desired, jsondiff.FieldOwner(ambient.FieldManager))
 	if err != nil {
-		return nil, fmt.Errorf("%s dry-run failed: %w", meshspec.RefOf(desired).String(), err)
+		return nil, fmt.Errorf("%s dry-run failed: %w", meshspec.RefOf(desired), err)
 	}
 	switch d.Type {
 	case jsondiff.DiffTypeNone, jsondiff.DiffTypeExclude:

@@ -57,18 +57,13 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 		j := next[o]
 		live := snap.objects[j.ref]
 		if live == nil {
-			j.rv = ""
-			next[o] = j
 			continue
 		}
-		rv := live.GetResourceVersion()
-		if j.rv == "" || j.rv != rv {
+		if rv := live.GetResourceVersion(); rv == "" || rv != j.rv {
 			j.report, j.reported = snap.report(j, live)
-			// A waypoint's health and a refused policy's depend on other
-			// objects too: those are judged on every read-back.
-			j.rv = rv
-			if j.ref.gk == ambient.GatewayGK || (j.ref.gk == ambient.AuthorizationPolicyGK && !j.report.Healthy) {
-				j.rv = ""
+			j.rv = ""
+			if judgedAlone(j.ref.gk, j.report) {
+				j.rv = rv
 			}
 			next[o] = j
 		}
@@ -173,6 +168,14 @@ func (s *snapshot) report(j judgement, live *unstructured.Unstructured) (Report,
 		return r, false
 	}
 	return r, true
+}
+
+// judgedAlone reports whether report judged r from the live object alone,
+// so that the verdict holds while that object is unchanged. It must match
+// what report reads: a waypoint Gateway's verdict also reads its Deployment
+// and endpoints, and a refused AuthorizationPolicy's its target Service.
+func judgedAlone(gk schema.GroupKind, r Report) bool {
+	return gk != ambient.GatewayGK && (gk != ambient.AuthorizationPolicyGK || r.Healthy)
 }
 
 // awaitBinding turns an AuthorizationPolicy that istiod refused only because

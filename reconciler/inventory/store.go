@@ -47,12 +47,6 @@ func (s *Store) decoded(raw string) *Inventory {
 	return s.inv
 }
 
-func (s *Store) known(raw string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stored != "" && s.stored == raw
-}
-
 // Load reads the inventory. A missing ConfigMap is an empty inventory: the
 // first reconcile owns nothing yet. The inventory returned is shared with
 // the Store and must not be changed.
@@ -90,7 +84,7 @@ func (s *Store) Save(ctx context.Context, inv *Inventory) error {
 	if err != nil {
 		return fmt.Errorf("inventory encode failed: %w", err)
 	}
-	if s.known(string(raw)) {
+	if s.decoded(string(raw)) != nil {
 		return nil
 	}
 	cm := &corev1.ConfigMap{}
