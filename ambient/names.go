@@ -67,6 +67,9 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is LabelManagedBy's value.
 	ManagedByValue = "meshcd"
+	// LabelInstance names the meshcd instance (--name) that owns an object:
+	// an instance prunes, corrects and reports only its own objects.
+	LabelInstance = "meshcd.dev/instance"
 	// LabelSpecKind and LabelSpecName name the spec document an object came from.
 	LabelSpecKind = "meshcd.dev/spec-kind"
 	LabelSpecName = "meshcd.dev/spec-name"

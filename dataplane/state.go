@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/reconciler/state"
 )
 
 // Phase is where a rollout stands.
@@ -76,69 +76,83 @@ type State struct {
 	Command Command `json:"command,omitempty"`
 }
 
-// Store keeps the states of one meshcd instance's rollouts in a ConfigMap,
-// a key per rollout.
+// Store keeps the states of one meshcd instance's rollouts in a state
+// ConfigMap (package state), a key per rollout.
 type Store struct {
 	Client    client.Client
 	Namespace string
 	Name      string
+
+	once  sync.Once
+	state *state.Store
+}
+
+func (s *Store) store() *state.Store {
+	s.once.Do(func() { s.state = &state.Store{Client: s.Client, Namespace: s.Namespace, Name: s.Name} })
+	return s.state
 }
 
 // Load returns the stored states by rollout name, and the ConfigMap's
 // resourceVersion for Save ("" when there is none yet).
 func (s *Store) Load(ctx context.Context) (map[string]*State, string, error) {
-	cm := &corev1.ConfigMap{}
-	err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm)
-	if apierrors.IsNotFound(err) {
-		return map[string]*State{}, "", nil
-	}
+	d, err := s.store().Load(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("rollout state %s/%s read failed: %w", s.Namespace, s.Name, err)
+		return nil, "", err
 	}
+	states, err := s.decode(d.Values)
+	return states, d.ResourceVersion, err
+}
+
+func (s *Store) decode(values map[string]string) (map[string]*State, error) {
 	out := map[string]*State{}
-	for name, raw := range cm.Data {
+	for name, raw := range values {
 		st := &State{}
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
-			return nil, "", fmt.Errorf("rollout state %s/%s key %s is not valid: %w", s.Namespace, s.Name, name, err)
+			return nil, fmt.Errorf("rollout state %s/%s key %s is not valid: %w", s.Namespace, s.Name, name, err)
 		}
 		out[name] = st
 	}
-	return out, cm.ResourceVersion, nil
+	return out, nil
+}
+
+func encode(states map[string]*State) (map[string]string, error) {
+	out := make(map[string]string, len(states))
+	for name, st := range states {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("rollout %s state: %w", name, err)
+		}
+		out[name] = string(b)
+	}
+	return out, nil
 }
 
 // Save stores states; version is what Load returned, so that a concurrent
 // writer makes Save fail instead of being overwritten.
 func (s *Store) Save(ctx context.Context, states map[string]*State, version string) error {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, ResourceVersion: version}, Data: map[string]string{}}
-	for name, st := range states {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("rollout %s state: %w", name, err)
-		}
-		cm.Data[name] = string(b)
-	}
-	var err error
-	if version == "" {
-		err = s.Client.Create(ctx, cm)
-	} else {
-		err = s.Client.Update(ctx, cm)
-	}
+	values, err := encode(states)
 	if err != nil {
-		return fmt.Errorf("rollout state %s/%s write failed: %w", s.Namespace, s.Name, err)
+		return err
+	}
+	if _, err := s.store().Write(ctx, values, version); err != nil {
+		return fmt.Errorf("rollout state: %w", err)
 	}
 	return nil
 }
 
 // Send stores cmd for rollout name; the next step carries it out.
 func (s *Store) Send(ctx context.Context, name string, cmd Command) error {
-	states, version, err := s.Load(ctx)
-	if err != nil {
-		return err
-	}
-	st, ok := states[name]
-	if !ok {
-		return fmt.Errorf("no rollout %q has started; `meshcd rollout status` lists them", name)
-	}
-	st.Command = cmd
-	return s.Save(ctx, states, version)
+	_, err := s.store().Update(ctx, func(values map[string]string) (map[string]string, error) {
+		states, err := s.decode(values)
+		if err != nil {
+			return nil, err
+		}
+		st, ok := states[name]
+		if !ok {
+			return nil, fmt.Errorf("no rollout %q has started; `meshcd rollout status` lists them", name)
+		}
+		st.Command = cmd
+		return encode(states)
+	})
+	return err
 }

@@ -164,6 +164,12 @@ func (r *Reconciler) Correct(ctx context.Context, desired *unstructured.Unstruct
 type Status struct {
 	Owned  int             `json:"owned"`
 	Health []health.Report `json:"health"`
+	// PruneHeld is the prune the mass-prune guard holds until an operator
+	// allows it (meshcd allow-prune); nil when none is held.
+	PruneHeld *inventory.Held `json:"pruneHeld,omitempty"`
+	// PruneAllowed is the digest of the held prune an operator allowed,
+	// which the next reconcile carries out.
+	PruneAllowed string `json:"pruneAllowed,omitempty"`
 }
 
 // Status reads the inventory and the health of every object in it.
@@ -184,5 +190,5 @@ func (r *Reconciler) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Status{Owned: inv.Len(), Health: reports}, nil
+	return &Status{Owned: inv.Len(), Health: reports, PruneHeld: inv.Held, PruneAllowed: inv.Allowed}, nil
 }

@@ -23,6 +23,8 @@ func TestRBAC_TheDeployManifestsAreEnoughToReconcile(t *testing.T) {
 	e := newEnv(t, nil)
 	install := reconciler.DefaultOptions()
 	install.Name = e.ns + "-install"
+	// meshcd writes its state outside the namespace it installs.
+	install.Namespace = e.ns + "-install-state"
 	// meshcd's own install grants its permissions: an operator admits that.
 	install.Admit = admit.Policy{Allow: []string{"ClusterRole.rbac.authorization.k8s.io", "ClusterRoleBinding.rbac.authorization.k8s.io", "Role.rbac.authorization.k8s.io", "RoleBinding.rbac.authorization.k8s.io"}}
 	if res, err := reconciler.New(clustertest.Client(t), install).Reconcile(context.Background(), "../config"); err != nil {

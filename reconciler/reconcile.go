@@ -38,9 +38,14 @@ type Options struct {
 	AllowFindings []string
 	// AllowEmpty lets a render with no objects prune everything meshcd owns.
 	AllowEmpty bool
-	// MaxPrune is the largest share (0..1) of the inventory one reconcile
-	// may prune; a larger prune is refused and nothing is pruned.
+	// MaxPrune is the largest share (0..1) of what the last confirmed
+	// reconcile owned that one reconcile may prune; a larger prune is held,
+	// on this reconcile and every later one, until an operator allows
+	// exactly its objects.
 	MaxPrune float64
+	// AllowPrune is the digest of a held prune this reconcile may carry out
+	// (meshcd apply --allow-prune); any other set stays held.
+	AllowPrune string
 	// Apply tunes the apply.
 	Apply apply.Options
 	// HealthTimeout bounds the wait for istiod's status after applying.
@@ -84,6 +89,7 @@ const (
 	ReasonInventoryFailed  Reason = "InventoryFailed"
 	ReasonApplyFailed      Reason = "ApplyFailed"
 	ReasonPruneFailed      Reason = "PruneFailed"
+	ReasonPruneHeld        Reason = "PruneHeld"
 	ReasonRolloutFailed    Reason = "RolloutFailed"
 	ReasonProgressing      Reason = "Progressing"
 	ReasonUnhealthy        Reason = "Unhealthy"
@@ -99,8 +105,12 @@ type Result struct {
 	Health   []health.Report  `json:"health,omitempty"`
 	// Rollouts are the DataplaneRollouts' states after this reconcile's step.
 	Rollouts map[string]*dataplane.State `json:"rollouts,omitempty"`
-	// PruneHeld says why prune did not run although objects were stale.
+	// PruneHeld says why prune did not run although objects were stale,
+	// and how to allow it.
 	PruneHeld string `json:"pruneHeld,omitempty"`
+	// Held is the prune the mass-prune guard holds, HeldObjects its objects.
+	Held        *inventory.Held `json:"held,omitempty"`
+	HeldObjects []string        `json:"heldObjects,omitempty"`
 }
 
 // Reconciler drives one spec directory into a cluster.
@@ -132,16 +142,25 @@ func New(c client.Client, opts Options) *Reconciler {
 	if opts.Apply.Lists == nil {
 		opts.Apply.Lists = opts.Lists
 	}
+	opts.Render.Instance = opts.Name
+	opts.Apply.Instance = opts.Name
+	opts.Admit.StateNamespace = opts.Namespace
+	opts.Apply.Claims = func(ctx context.Context) (map[string][]string, error) {
+		return inventory.Claims(ctx, c, opts.Namespace, InventoryPrefix, opts.Name)
+	}
 	r := &Reconciler{
 		client: c,
 		opts:   opts,
 		apply:  apply.New(c, h, opts.Apply),
 		health: h,
-		store:  &inventory.Store{Client: c, Namespace: opts.Namespace, Name: "meshcd-inventory-" + opts.Name, FieldManager: ambient.FieldManager},
+		store:  inventory.NewStore(c, opts.Namespace, InventoryPrefix+opts.Name),
 	}
 	r.rollouts = &dataplane.Runner{Client: c, Store: r.RolloutStore(), Istiod: opts.IstiodVersion}
 	return r
 }
+
+// InventoryPrefix starts the name of every instance's inventory ConfigMap.
+const InventoryPrefix = "meshcd-inventory-"
 
 // RolloutStore is where this instance keeps its DataplaneRollouts' states.
 func (r *Reconciler) RolloutStore() *dataplane.Store {
@@ -289,7 +308,8 @@ func (r *Reconciler) admit(bundle *renderer.Bundle, res *Result) error {
 
 // recordIntent stores old ∪ next before anything is applied, so an apply
 // that fails half way forgets neither what meshcd owned nor what it created.
-func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, res *Result) (old, next *inventory.Inventory, err error) {
+// It returns the inventory stored, which the prune measures against.
+func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, res *Result) (stored, next *inventory.Inventory, err error) {
 	fail := func(err error) (*inventory.Inventory, *inventory.Inventory, error) {
 		res.Reason = ReasonInventoryFailed
 		return nil, nil, fmt.Errorf("inventory failed, nothing applied or pruned: %w", err)
@@ -297,16 +317,27 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 	if err := r.EnsureNamespace(ctx); err != nil {
 		return fail(err)
 	}
-	if old, err = r.store.Load(ctx); err != nil {
+	// Read it afresh: another process of this instance, or an operator's
+	// allow-prune, may have written it.
+	if _, err := r.store.Load(ctx); err != nil {
 		return fail(err)
 	}
 	if next, err = r.inventoryOf(bundle.Objects); err != nil {
 		return fail(err)
 	}
-	if err := r.store.Save(ctx, old.Union(next)); err != nil {
+	stored, err = r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
+		u := cur.Union(next)
+		if u.Confirmed == 0 {
+			// An inventory from before the guard counted: what it held
+			// is the base.
+			u.Confirmed = cur.Len()
+		}
+		return u, nil
+	})
+	if err != nil {
 		return fail(err)
 	}
-	return old, next, nil
+	return stored, next, nil
 }
 
 // inventoryOf returns the inventory of objs, the last one again when objs
@@ -342,38 +373,98 @@ func (r *Reconciler) EnsureNamespace(ctx context.Context) error {
 	return nil
 }
 
-// prune removes old − next unless a guard holds it, then stores next plus
-// whatever could not be removed.
-func (r *Reconciler) prune(ctx context.Context, old, next *inventory.Inventory, res *Result) error {
-	stale := old.Stale(next)
-	keep := next
+// prune removes stored − next unless the mass-prune guard holds it, then
+// records what is left. Only the entries really removed leave the
+// inventory, so entries another process of this instance added meanwhile
+// stay.
+func (r *Reconciler) prune(ctx context.Context, stored, next *inventory.Inventory, res *Result) error {
+	stale := stored.Stale(next)
+	if why := r.guard(stored, next, stale); why != "" {
+		if d := inventory.Digest(stale); d != r.opts.AllowPrune && d != stored.Allowed {
+			return r.holdPrune(ctx, stale, d, why, res)
+		}
+	}
+	var (
+		kept []inventory.Entry
+		err  error
+	)
+	if len(stale) > 0 {
+		var cs *apply.ChangeSet
+		cs, kept, err = r.apply.Prune(ctx, stale)
+		res.Pruned = res.Pruned.Merge(cs)
+	}
+	removed := stale
+	if len(kept) > 0 {
+		removed = (&inventory.Inventory{Entries: stale}).Stale(&inventory.Inventory{Entries: kept})
+	}
+	if _, serr := r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
+		out := cur.Without(removed)
+		out.Confirmed, out.Held, out.Allowed = out.Len(), nil, ""
+		return out, nil
+	}); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		res.Reason = ReasonPruneFailed
+		return fmt.Errorf("prune failed, %d objects kept in the inventory to retry: %w", len(kept), err)
+	}
+	return nil
+}
+
+// guard says why the prune of stale must wait for an operator: a render
+// with no objects, or more than MaxPrune of what the last confirmed
+// reconcile owned. "" lets it run.
+func (r *Reconciler) guard(stored, next *inventory.Inventory, stale []inventory.Entry) string {
 	switch {
 	case len(stale) == 0:
+		return ""
 	case next.Len() == 0 && !r.opts.AllowEmpty:
-		res.PruneHeld = fmt.Sprintf("the render produced no objects; pruning all %d owned objects needs --allow-empty", len(stale))
-	case old.Len() > 0 && float64(len(stale))/float64(old.Len()) > r.opts.MaxPrune:
-		res.PruneHeld = fmt.Sprintf("pruning %d of %d owned objects exceeds --max-prune %.0f%%; nothing pruned", len(stale), old.Len(), r.opts.MaxPrune*100)
-	default:
-		cs, kept, err := r.apply.Prune(ctx, stale)
-		res.Pruned = res.Pruned.Merge(cs)
-		keep = next.Union(&inventory.Inventory{Entries: kept})
-		if serr := r.store.Save(ctx, keep); serr != nil {
-			err = errors.Join(err, serr)
-		}
-		if err != nil {
-			res.Reason = ReasonPruneFailed
-			return fmt.Errorf("prune failed, %d objects kept in the inventory to retry: %w", len(kept), err)
-		}
-		return nil
+		return fmt.Sprintf("the render produced no objects, and pruning all %d owned objects needs --allow-empty", len(stale))
+	case stored.Confirmed > 0 && float64(len(stale))/float64(stored.Confirmed) > r.opts.MaxPrune:
+		return fmt.Sprintf("pruning %d of the %d objects the last confirmed reconcile owned exceeds --max-prune %.0f%%", len(stale), stored.Confirmed, r.opts.MaxPrune*100)
 	}
-	if res.PruneHeld != "" {
-		keep = old.Union(next)
+	return ""
+}
+
+// holdPrune records the held prune in the inventory, where every later
+// reconcile finds it and an operator allows it, and reports it.
+func (r *Reconciler) holdPrune(ctx context.Context, stale []inventory.Entry, digest, why string, res *Result) error {
+	held := &inventory.Held{Digest: digest, Count: len(stale), Reason: why}
+	res.Held = held
+	res.PruneHeld = fmt.Sprintf("%s; nothing pruned. To prune exactly these %d objects: meshcd allow-prune %s (or meshcd apply --allow-prune %s for one run)", why, len(stale), digest, digest)
+	res.HeldObjects = make([]string, len(stale))
+	for i, e := range stale {
+		res.HeldObjects[i] = e.String()
 	}
-	if err := r.store.Save(ctx, keep); err != nil {
+	if _, err := r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
+		cur.Held = held
+		return cur, nil
+	}); err != nil {
 		res.Reason = ReasonInventoryFailed
 		return fmt.Errorf("inventory failed after apply: %w", err)
 	}
 	return nil
+}
+
+// AllowPrune lets the next reconcile carry out the held prune whose digest
+// is digest, and no other.
+func (r *Reconciler) AllowPrune(ctx context.Context, digest string) (*inventory.Held, error) {
+	if _, err := r.store.Load(ctx); err != nil {
+		return nil, err
+	}
+	var held *inventory.Held
+	_, err := r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
+		switch {
+		case cur.Held == nil:
+			return nil, fmt.Errorf("meshcd instance %q holds no prune; nothing to allow", r.opts.Name)
+		case cur.Held.Digest != digest:
+			return nil, fmt.Errorf("the prune meshcd instance %q holds is %s (%d objects: %s), not %s; a different set needs its own approval", r.opts.Name, cur.Held.Digest, cur.Held.Count, cur.Held.Reason, digest)
+		}
+		held = cur.Held
+		cur.Allowed = digest
+		return cur, nil
+	})
+	return held, err
 }
 
 // readHealth waits, within HealthTimeout, for istiod's verdict on what was
@@ -393,6 +484,9 @@ func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, re
 		if !h.Healthy {
 			res.Reason = ReasonUnhealthy
 		}
+	}
+	if res.Held != nil && res.Reason != ReasonUnhealthy {
+		res.Reason = ReasonPruneHeld
 	}
 	return nil
 }

@@ -46,16 +46,21 @@ func newEnv(t *testing.T, mutate func(*reconciler.Options)) *env {
 		t.Fatal(err)
 	}
 	e.client = c
+	e.rec = reconciler.New(c, testOptions(e.ns, mutate))
+	return e
+}
+
+// testOptions are the options of the tests' reconcilers, of instance name.
+func testOptions(name string, mutate func(*reconciler.Options)) reconciler.Options {
 	opts := reconciler.DefaultOptions()
-	opts.Name = e.ns
+	opts.Name = name
 	opts.HealthTimeout = 60 * time.Second
 	opts.Apply.WaypointTimeout = 90 * time.Second
 	opts.Apply.PollInterval = 200 * time.Millisecond
 	if mutate != nil {
 		mutate(&opts)
 	}
-	e.rec = reconciler.New(c, opts)
-	return e
+	return opts
 }
 
 // spec writes the spec files, replacing NS with the test's namespace.

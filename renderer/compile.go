@@ -61,6 +61,11 @@ func (b *builder) add(obj *unstructured.Unstructured, pos meshspec.Position) {
 		b.errs = append(b.errs, fmt.Errorf("%s: %s is rendered twice, also from %s; remove one of them", pos, ref, b.bundle.origins[ref]))
 		return
 	}
+	if b.opts.Instance != "" {
+		labels := obj.GetLabels()
+		labels[ambient.LabelInstance] = b.opts.Instance
+		obj.SetLabels(labels)
+	}
 	b.byRef[ref] = obj
 	b.bundle.origins[ref] = pos
 	b.bundle.Objects = append(b.bundle.Objects, obj)

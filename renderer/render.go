@@ -23,6 +23,9 @@ type Options struct {
 	RootNamespace string
 	// TrustDomain spells workload identities in policies.
 	TrustDomain string
+	// Instance, when set, names the meshcd instance that owns every object
+	// rendered (label meshcd.dev/instance).
+	Instance string `json:",omitempty"`
 }
 
 // DefaultOptions returns the options of a default Istio install.

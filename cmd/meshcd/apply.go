@@ -19,6 +19,7 @@ type reconcileFlags struct {
 	allow      []string
 	allowEmpty bool
 	maxPrune   float64
+	allowPrune string
 	force      bool
 	timeout    time.Duration
 	name       string
@@ -32,7 +33,8 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	d := reconciler.DefaultOptions()
 	cmd.Flags().StringSliceVar(&f.allow, "allow-finding", nil, "rule id whose error findings do not block the apply, such as AMB013 (repeatable)")
 	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let a render with no objects prune everything meshcd owns")
-	cmd.Flags().Float64Var(&f.maxPrune, "max-prune", d.MaxPrune, "largest share (0-1) of owned objects one apply may prune")
+	cmd.Flags().Float64Var(&f.maxPrune, "max-prune", d.MaxPrune, "largest share (0-1) of the objects the last confirmed reconcile owned that one reconcile may prune; a larger prune is held until allowed")
+	cmd.Flags().StringVar(&f.allowPrune, "allow-prune", "", "digest of a held prune (printed by apply and status) to carry out in this run; a different set stays held")
 	cmd.Flags().BoolVar(&f.force, "force", false, "take ownership of fields another field manager owns")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
 	cmd.Flags().StringVar(&f.name, "name", d.Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
@@ -59,6 +61,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.AllowFindings = f.allow
 	opts.AllowEmpty = f.allowEmpty
 	opts.MaxPrune = f.maxPrune
+	opts.AllowPrune = f.allowPrune
 	opts.Apply.Force = f.force
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
@@ -131,6 +134,9 @@ func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
 	}
 	if res.PruneHeld != "" {
 		fmt.Fprintf(w, "prune held: %s\n", res.PruneHeld)
+		for _, o := range res.HeldObjects {
+			fmt.Fprintf(w, "  %s\n", o)
+		}
 	}
 	printHealth(w, res.Health)
 	fmt.Fprintf(w, "result: %s in %s\n", res.Reason, took.Round(time.Millisecond))
@@ -168,4 +174,32 @@ func indent(s string) string {
 		}
 	}
 	return out
+}
+
+func newAllowPruneCommand(stdout io.Writer) *cobra.Command {
+	var flags reconcileFlags
+	cmd := &cobra.Command{
+		Use:   "allow-prune DIGEST",
+		Short: "Allow the prune the mass-prune guard holds, exactly the objects its digest names",
+		Long: "A reconcile whose render has no objects, or that would prune more than --max-prune of what\n" +
+			"meshcd owned, holds the prune, on that reconcile and every later one, and prints its digest. allow-prune lets the\n" +
+			"next reconcile (of meshcd run or meshcd apply) carry out that prune and no other: a different\n" +
+			"set of objects has another digest and needs its own approval.",
+		Example: "  meshcd status                      # shows the held prune and its digest\n  meshcd allow-prune 3f9c2a7d41e0b865",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, _, err := flags.reconciler()
+			if err != nil {
+				return err
+			}
+			held, err := r.AllowPrune(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "allowed: the next reconcile prunes the %d held objects (%s)\n", held.Count, held.Reason)
+			return nil
+		},
+	}
+	flags.register(cmd)
+	return cmd
 }

@@ -32,8 +32,16 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 				return enc.Encode(st)
 			}
 			fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
+			if h := st.PruneHeld; h != nil {
+				fmt.Fprintf(stdout, "prune held: %d objects, digest %s: %s\n", h.Count, h.Digest, h.Reason)
+				if st.PruneAllowed == h.Digest {
+					fmt.Fprintln(stdout, "  allowed: the next reconcile prunes them")
+				} else {
+					fmt.Fprintf(stdout, "  to prune exactly these objects: meshcd allow-prune %s\n", h.Digest)
+				}
+			}
 			unhealthy := printHealth(stdout, st.Health)
-			if unhealthy > 0 {
+			if unhealthy > 0 || st.PruneHeld != nil {
 				return errNotClean
 			}
 			return nil

@@ -20,6 +20,10 @@ type Policy struct {
 	// Namespaces, when set, are the only namespaces the source may write
 	// in; a Namespace object must be one of them.
 	Namespaces []string
+	// StateNamespace holds meshcd's own state (inventories, status,
+	// rollout states): the source may write neither in it nor the
+	// Namespace itself, whatever else the policy allows.
+	StateNamespace string
 }
 
 // Namespaced tells whether a kind's objects live in a namespace, as the
@@ -73,6 +77,8 @@ func (p Policy) Check(objs []*unstructured.Unstructured, namespaced Namespaced, 
 		gk := gvk.GroupKind()
 		why := ""
 		switch {
+		case p.StateNamespace != "" && p.writesState(o, namespaced):
+			why = fmt.Sprintf("namespace %q holds meshcd's own state (its inventories, status and rollout states), which no repository may write", p.StateNamespace)
 		case allowed[gk]:
 		case gk == schema.GroupKind{Kind: "Namespace"}:
 		case refusedGroups[gk.Group] != "":
@@ -97,7 +103,10 @@ func (p Policy) Check(objs []*unstructured.Unstructured, namespaced Namespaced, 
 			continue
 		}
 		hint := fmt.Sprintf("if this source must manage it, start meshcd with --allow-kind %s", spell(gk))
-		if strings.HasPrefix(why, "namespace ") || strings.HasPrefix(why, "the cluster does not") {
+		switch {
+		case strings.Contains(why, "meshcd's own state"):
+			hint = "move it to another namespace"
+		case strings.HasPrefix(why, "namespace ") || strings.HasPrefix(why, "the cluster does not"):
 			hint = "move it out of the repository or change meshcd's configuration"
 		}
 		refusals = append(refusals, fmt.Sprintf("%s%s %s: refused because %s; %s", at(origin(o)), spell(gk), name(o), why, hint))
@@ -107,6 +116,12 @@ func (p Policy) Check(objs []*unstructured.Unstructured, namespaced Namespaced, 
 	}
 	sort.Strings(refusals)
 	return fmt.Errorf("%d objects refused, nothing applied or pruned:\n  %s", len(refusals), strings.Join(refusals, "\n  "))
+}
+
+// writesState reports whether o is meshcd's state namespace or lives in it.
+func (p Policy) writesState(o *unstructured.Unstructured, namespaced Namespaced) bool {
+	ns, bound := p.namespaceOf(o, namespaced)
+	return bound && ns == p.StateNamespace
 }
 
 // namespaceOf is the namespace an object is written in, the Namespace's

@@ -45,6 +45,13 @@ type Options struct {
 	// lister) makes an apply that changes nothing cost no list request;
 	// the apply never changes a listed object.
 	Lists client.Reader
+	// Instance names this meshcd instance: an object another instance owns
+	// is written or pruned only once that instance's inventory no longer
+	// lists it.
+	Instance string
+	// Claims returns, for every object the inventories of the other
+	// instances list, their names; nil when there are none to ask.
+	Claims func(ctx context.Context) (map[string][]string, error)
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -133,8 +140,9 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			rest = append(rest, o)
 		}
 	}
+	cl := m.newClaims()
 	for _, stage := range [][]*stamped{defs, gateways, rest} {
-		changes, err := m.applyStage(ctx, stage, live)
+		changes, err := m.applyStage(ctx, cl, stage, live)
 		cs.add(changes...)
 		if err != nil {
 			return cs, err
@@ -195,7 +203,7 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 
 // applyStage applies objs concurrently and returns one change for each.
 // live is what the cluster held when the apply began.
-func (m *Manager) applyStage(ctx context.Context, objs []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
+func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -208,7 +216,7 @@ func (m *Manager) applyStage(ctx context.Context, objs []*stamped, live map[obje
 	g.SetLimit(m.opts.Concurrency)
 	for i, o := range objs {
 		g.Go(func() error {
-			c, err := m.applyOne(gctx, o, live[o.key])
+			c, err := m.applyOne(gctx, cl, o, live[o.key])
 			changes[i] = c
 			if err != nil {
 				mu.Lock()
@@ -226,13 +234,17 @@ func (m *Manager) applyStage(ctx context.Context, objs []*stamped, live map[obje
 }
 
 // applyOne applies one object unless its live copy already is desired.
-func (m *Manager) applyOne(ctx context.Context, s *stamped, live *unstructured.Unstructured) (Change, error) {
+func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *unstructured.Unstructured) (Change, error) {
 	desired := s.obj
 	c := Change{Object: s.name}
 	if m.stillUnchanged(s, live) || Current(desired, live) {
 		m.sawUnchanged(s, live)
 		c.Action = Unchanged
 		return c, nil
+	}
+	takeover, err := m.admitOwner(ctx, cl, s.name, s.key.String(), live)
+	if err != nil {
+		return c, err
 	}
 	if live == nil && s.partial {
 		// meshcd never creates a partial object: read it first.
@@ -279,6 +291,9 @@ func (m *Manager) applyOne(ctx context.Context, s *stamped, live *unstructured.U
 	}
 	if s.partial {
 		c.Reason = "meshcd's labels only"
+	}
+	if takeover != "" {
+		c.Reason = takeover
 	}
 	return c, nil
 }

@@ -201,7 +201,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live m
 		}
 		apply = append(apply, h.later)
 	}
-	applied, err := m.applyStage(ctx, apply, live)
+	applied, err := m.applyStage(ctx, m.newClaims(), apply, live)
 	return append(changes, applied...), err
 }
 

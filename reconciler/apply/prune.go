@@ -47,8 +47,9 @@ func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSe
 		return cs, stale, fmt.Errorf("nothing pruned, %d stale objects could not be read: %w", len(errs), errors.Join(errs...))
 	}
 	var kept []inventory.Entry
+	cl := m.newClaims()
 	for i, e := range ordered {
-		c, err := m.pruneOne(ctx, e, lives[i])
+		c, err := m.pruneOne(ctx, cl, e, lives[i])
 		if err != nil {
 			kept = append(kept, e)
 			errs = append(errs, err)
@@ -118,10 +119,18 @@ func isGatewayID(id string) bool {
 	return err == nil && obj.GroupVersionKind().GroupKind() == ambient.GatewayGK
 }
 
-func (m *Manager) pruneOne(ctx context.Context, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
+func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
 	c := Change{Object: e.String()}
 	if live == nil {
 		c.Action, c.Reason = Pruned, "already gone"
+		return c, nil
+	}
+	released, err := m.releasedTo(ctx, cl, e.ID, live)
+	if err != nil {
+		return c, err
+	}
+	if released != "" {
+		c.Action, c.Reason = Skipped, released
 		return c, nil
 	}
 	if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {

@@ -255,6 +255,10 @@ func (c *Controller) report(obj statusObject, revision string, res *reconciler.R
 			conditions.MarkStalled(obj, reason, "%s", msg) // retrying the same revision cannot help
 		}
 		c.event(obj, corev1.EventTypeWarning, reason, msg)
+	case res.Reason == reconciler.ReasonPruneHeld:
+		msg := fmt.Sprintf("revision %s applied, prune held: %s", revision, res.PruneHeld)
+		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+		c.event(obj, corev1.EventTypeWarning, reason, msg)
 	case res.Reason == reconciler.ReasonSucceeded:
 		msg := fmt.Sprintf("applied revision %s: %s", revision, res.Applied.Summary())
 		conditions.MarkTrue(obj, meta.ReadyCondition, reason, "%s", msg)

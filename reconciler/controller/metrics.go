@@ -15,6 +15,7 @@ type Metrics struct {
 	drift    prometheus.Counter
 	fights   prometheus.Counter
 	findings *prometheus.GaugeVec
+	held     prometheus.Gauge
 }
 
 // NewMetrics registers meshcd's series in a registry of their own.
@@ -37,8 +38,11 @@ func NewMetrics() *Metrics {
 		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshcd_findings", Help: "Findings of the last reconcile, by rule and severity.",
 		}, []string{"rule", "severity"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshcd_prune_held_objects", Help: "Objects the mass-prune guard holds out of the last reconcile's prune until an operator allows them (meshcd allow-prune).",
+		}),
 	}
-	m.registry.MustRegister(m.duration, m.objects, m.drift, m.fights, m.findings,
+	m.registry.MustRegister(m.duration, m.objects, m.drift, m.fights, m.findings, m.held,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +59,10 @@ func (m *Metrics) record(res *reconciler.Result, seconds float64) {
 				m.objects.WithLabelValues(string(c.Action)).Inc()
 			}
 		}
+	}
+	m.held.Set(0)
+	if res.Held != nil {
+		m.held.Set(float64(res.Held.Count))
 	}
 	m.findings.Reset()
 	for _, f := range res.Findings {

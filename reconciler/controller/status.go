@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/state"
 )
 
 // statusKey is the ConfigMap key holding the status as JSON.
@@ -49,55 +48,74 @@ func (s statusObject) SetConditions(c []metav1.Condition) { s.status.Conditions 
 
 var _ meta.ObjectWithConditionsSetter = statusObject{}
 
-// StatusStore keeps Status in a ConfigMap.
+// StatusStore keeps Status in a state ConfigMap (package state).
 type StatusStore struct {
 	Client          client.Client
 	Namespace, Name string
+
+	once  sync.Once
+	state *state.Store
 }
 
-// Load reads the status; a missing ConfigMap is an empty status.
+func (s *StatusStore) store() *state.Store {
+	s.once.Do(func() { s.state = &state.Store{Client: s.Client, Namespace: s.Namespace, Name: s.Name} })
+	return s.state
+}
+
+// Load reads the status; a missing ConfigMap is an empty status. The
+// ConfigMap returned names the instance in events.
 func (s *StatusStore) Load(ctx context.Context) (*Status, *corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{}
-	err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm)
-	if apierrors.IsNotFound(err) {
-		cm.Namespace, cm.Name = s.Namespace, s.Name
-		return &Status{}, cm, nil
-	}
+	d, err := s.store().Load(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("status ConfigMap %s/%s read failed: %w", s.Namespace, s.Name, err)
+		return nil, nil, err
 	}
-	st := &Status{}
-	if raw := cm.Data[statusKey]; raw != "" {
-		if err := json.Unmarshal([]byte(raw), st); err != nil {
-			return nil, nil, fmt.Errorf("status ConfigMap %s/%s is corrupt: %w", s.Namespace, s.Name, err)
-		}
+	st, err := s.decode(d.Values)
+	if err != nil {
+		return nil, nil, err
 	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, UID: d.UID, ResourceVersion: d.ResourceVersion}}
 	return st, cm, nil
 }
 
-// Save writes the status when it changed.
+func (s *StatusStore) decode(values map[string]string) (*Status, error) {
+	st := &Status{}
+	if raw := values[statusKey]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), st); err != nil {
+			return nil, fmt.Errorf("status ConfigMap %s/%s is corrupt: %w", s.Namespace, s.Name, err)
+		}
+	}
+	return st, nil
+}
+
+// update changes the stored status with change.
+func (s *StatusStore) update(ctx context.Context, change func(*Status)) error {
+	_, err := s.store().Update(ctx, func(values map[string]string) (map[string]string, error) {
+		st, err := s.decode(values)
+		if err != nil {
+			return nil, err
+		}
+		change(st)
+		raw, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("status encode failed: %w", err)
+		}
+		values[statusKey] = string(raw)
+		return values, nil
+	})
+	return err
+}
+
+// Save writes what a reconcile observed: everything but Suspend, which
+// only SetSuspend writes, so a suspend issued during a reconcile stays.
 func (s *StatusStore) Save(ctx context.Context, st *Status) error {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("status encode failed: %w", err)
-	}
-	cm := &corev1.ConfigMap{}
-	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, cm); err == nil && cm.Data[statusKey] == string(raw) {
-		return nil
-	}
-	ac := corev1ac.ConfigMap(s.Name, s.Namespace).WithData(map[string]string{statusKey: string(raw)})
-	if err := s.Client.Apply(ctx, ac, client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("status ConfigMap %s/%s write failed: %w", s.Namespace, s.Name, err)
-	}
-	return nil
+	return s.update(ctx, func(cur *Status) {
+		suspend := cur.Suspend
+		*cur = *st
+		cur.Suspend = suspend
+	})
 }
 
 // SetSuspend sets or clears Suspend.
 func (s *StatusStore) SetSuspend(ctx context.Context, suspend bool) error {
-	st, _, err := s.Load(ctx)
-	if err != nil {
-		return err
-	}
-	st.Suspend = suspend
-	return s.Save(ctx, st)
+	return s.update(ctx, func(cur *Status) { cur.Suspend = suspend })
 }

@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -24,9 +26,59 @@ type Entry struct {
 	Partial bool `json:"partial,omitempty"`
 }
 
-// Inventory is the set of objects meshcd owns, sorted by id.
+// Inventory is the set of objects meshcd owns, sorted by id, and the
+// state of the mass-prune guard.
 type Inventory struct {
 	Entries []Entry `json:"entries"`
+	// Confirmed is how many entries the inventory held when a reconcile
+	// last applied and pruned everything it meant to: the share a prune
+	// may take is measured against it, never against old ∪ new, which a
+	// held prune would inflate.
+	Confirmed int `json:"confirmed,omitempty"`
+	// Held is the prune the guard holds, on every reconcile, until an
+	// operator allows exactly its entries.
+	Held *Held `json:"held,omitempty"`
+	// Allowed is the digest of the held prune an operator allowed
+	// (meshcd allow-prune); a prune of other entries is not allowed by it.
+	Allowed string `json:"allowed,omitempty"`
+}
+
+// Held is a prune the mass-prune guard refused.
+type Held struct {
+	// Digest names exactly the entries held (Digest).
+	Digest string `json:"digest"`
+	// Count is how many entries are held.
+	Count int `json:"count"`
+	// Reason says why the guard held them.
+	Reason string `json:"reason"`
+}
+
+// Digest names a set of entries: equal sets have equal digests, whatever
+// their order, and any other set another digest.
+func Digest(entries []Entry) string {
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// Without returns inv less the entries with the ids of gone, keeping the
+// guard's state.
+func (inv *Inventory) Without(gone []Entry) *Inventory {
+	drop := make(map[string]bool, len(gone))
+	for _, e := range gone {
+		drop[e.ID] = true
+	}
+	out := inv.clone()
+	out.Entries = slices.DeleteFunc(out.Entries, func(e Entry) bool { return drop[e.ID] })
+	return out
 }
 
 // New returns the inventory of objs.
@@ -71,11 +123,12 @@ func (inv *Inventory) Stale(next *Inventory) []Entry {
 }
 
 // Union returns every entry of inv and other; other's version wins for an
-// object in both. It is what meshcd stores before applying, so that an
-// apply that fails half way forgets neither the old objects nor the new.
+// object in both, and the guard's state is inv's. It is what meshcd stores
+// before applying, so that an apply that fails half way forgets neither
+// the old objects nor the new.
 func (inv *Inventory) Union(other *Inventory) *Inventory {
 	a, b := sorted(inv.Entries), sorted(other.Entries)
-	out := &Inventory{Entries: make([]Entry, 0, max(len(a), len(b)))}
+	out := &Inventory{Entries: make([]Entry, 0, max(len(a), len(b))), Confirmed: inv.Confirmed, Held: inv.Held, Allowed: inv.Allowed}
 	add := func(e Entry) {
 		if n := len(out.Entries); n > 0 && out.Entries[n-1].ID == e.ID {
 			out.Entries[n-1] = e
