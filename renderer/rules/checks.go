@@ -354,6 +354,7 @@ func (c *checker) httpRoute(o *unstructured.Unstructured) {
 			c.report("AMB034", o, svc, svc.namespace)
 		}
 	}
+	reported := map[key]bool{} // a backend named by several rules is reported once
 	for i, r := range list(o.Object, "spec", "rules") {
 		refs := list(asMap(r), "backendRefs")
 		zero := len(refs) > 0
@@ -375,9 +376,10 @@ func (c *checker) httpRoute(o *unstructured.Unstructured) {
 			if other, _ := m["namespace"].(string); other != "" {
 				backend.namespace = other
 			}
-			if _, ok := c.idx.services[backend]; ok || name == "" {
+			if _, ok := c.idx.services[backend]; ok || name == "" || reported[backend] {
 				continue
 			}
+			reported[backend] = true
 			if c.idx.complete(backend.namespace) {
 				c.report("AMB031", o, backend)
 			} else {
@@ -427,6 +429,7 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 			c.routeNeedsWaypoint(o, "VirtualService for", svc)
 		}
 	}
+	reported := map[string]bool{} // a subset named by several rules is reported once
 	for i, r := range list(o.Object, "spec", "http") {
 		rule := asMap(r)
 		if rule == nil {
@@ -451,7 +454,7 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 			if w, ok := number(dm["weight"]); !ok || w != 0 {
 				zero = false
 			}
-			c.subset(o, mapping(dm, "destination"))
+			c.subset(o, mapping(dm, "destination"), reported)
 		}
 		if zero {
 			c.report("AMB036", o, i)
@@ -459,19 +462,21 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 	}
 }
 
-// subset checks that a route destination's subset is defined. A
+// subset checks that a route destination's subset is defined, once per
+// subset and host. A
 // DestinationRule may live in the route's namespace, the host's or the root
 // namespace, so the subset is missing only when all three are complete.
-func (c *checker) subset(o *unstructured.Unstructured, dest map[string]any) {
+func (c *checker) subset(o *unstructured.Unstructured, dest map[string]any, reported map[string]bool) {
 	name := str(dest, "subset")
 	if name == "" {
 		return
 	}
 	ns := namespaceOf(o)
 	host := c.idx.fqdn(str(dest, "host"), ns)
-	if c.idx.subsets[host][name] {
+	if c.idx.subsets[host][name] || reported[name+" "+host] {
 		return
 	}
+	reported[name+" "+host] = true
 	svc, isSvc := serviceOfHost(host, ns)
 	if isSvc && c.idx.complete(ns) && c.idx.complete(svc.namespace) && c.idx.complete(ambient.RootNamespace) {
 		c.report("AMB035", o, name, host)

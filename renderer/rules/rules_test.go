@@ -59,7 +59,9 @@ const (
 	unnamespaced = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {istio.io/dataplane-mode: ambient}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: orders}\nspec: {ports: [{port: 8080}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orders}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: orders}]\n"
 )
 
-func consumerRoute() string { return strings.Replace(route(100), "name: orders, port: 8080}]\n  rules", consumerTo, 1) }
+func consumerRoute() string {
+	return strings.Replace(route(100), "name: orders, port: 8080}]\n  rules", consumerTo, 1)
+}
 
 func policy(spec string) string {
 	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n" + spec
