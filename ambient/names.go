@@ -28,6 +28,9 @@ const (
 	AnnotationProxyImage = "sidecar.istio.io/proxyImage"
 	// LabelGatewayName is set by istiod on the waypoint Deployment and pods it creates.
 	LabelGatewayName = "gateway.networking.k8s.io/gateway-name"
+	// RootNamespace is istiod's default meshConfig.rootNamespace: its
+	// policies without a selector apply to the whole mesh.
+	RootNamespace = "istio-system"
 )
 
 // Waypoint Gateway facts.
@@ -98,6 +101,8 @@ var (
 	DestinationRuleGK       = schema.GroupKind{Group: "networking.istio.io", Kind: "DestinationRule"}
 	EnvoyFilterGK           = schema.GroupKind{Group: "networking.istio.io", Kind: "EnvoyFilter"}
 	SidecarGK               = schema.GroupKind{Group: "networking.istio.io", Kind: "Sidecar"}
+	WasmPluginGK            = schema.GroupKind{Group: "extensions.istio.io", Kind: "WasmPlugin"}
+	TrafficExtensionGK      = schema.GroupKind{Group: "extensions.istio.io", Kind: "TrafficExtension"}
 	NamespaceGK             = schema.GroupKind{Kind: "Namespace"}
 	ServiceGK               = schema.GroupKind{Kind: "Service"}
 )

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -309,8 +310,15 @@ spec:
 		t.Fatal(err)
 	}
 	without := rules.Check(b.Objects, rules.Options{})
-	if len(without) != 1 || without[0].Rule != "AMB031" {
-		t.Fatalf("without the cluster the backend is missing: %v", without)
+	if len(without) != 1 || without[0].Rule != "AMB050" || without[0].Severity != rules.SeverityWarning {
+		t.Fatalf("without the cluster the backend is unresolved, a warning: %v", without)
+	}
+	// The namespace is enrolled in ambient by hand, as `kubectl label` does.
+	nsObj := &unstructured.Unstructured{}
+	nsObj.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Namespace"})
+	nsObj.SetName(e.ns)
+	if err := e.client.Patch(context.Background(), nsObj, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":"ambient"}}}`))); err != nil {
+		t.Fatal(err)
 	}
 	live, err := reconciler.LiveContext(context.Background(), e.client)
 	if err != nil {
@@ -322,7 +330,7 @@ spec:
 			t.Fatalf("the live Service resolves the backend: %v", with)
 		}
 	}
-	// The live namespace is known now, and it has no waypoint: the route is not respected.
+	// The live namespace is known now, ambient, and without a waypoint: the route is not respected.
 	if len(with) != 1 || with[0].Rule != "AMB030" {
 		t.Fatalf("with the cluster, the namespace without a waypoint shows: %v", with)
 	}

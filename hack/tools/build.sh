@@ -50,6 +50,8 @@ crds() {
 	local gw istio
 	gw=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 	istio=$(go mod download -json "istio.io/istio@$ISTIO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	# renderer/rules' corpus test reads the mesh (GAMMA) conformance manifests from this module.
+	go mod download "sigs.k8s.io/gateway-api/conformance@$GATEWAY_API_VERSION"
 	[ -d "$gw/config/crd/experimental" ] || { echo "gateway-api module has no config/crd/experimental" >&2; exit 1; }
 	[ -f "$istio/manifests/charts/base/files/crd-all.gen.yaml" ] || { echo "istio module has no crd-all.gen.yaml" >&2; exit 1; }
 	rm -rf "$bin/crds" && mkdir -p "$bin/crds"

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
-	"github.com/meshcd/meshcd/meshspec"
 )
 
 // checks holds the rules of each kind. Workloads are checked through their
@@ -23,37 +22,48 @@ var checks = map[schema.GroupKind]func(*checker, *unstructured.Unstructured){
 	ambient.PeerAuthenticationGK:    (*checker).peerAuthentication,
 	ambient.HTTPRouteGK:             (*checker).httpRoute,
 	ambient.VirtualServiceGK:        (*checker).virtualService,
-	ambient.EnvoyFilterGK:           func(c *checker, o *unstructured.Unstructured) { c.inAmbient(o, "AMB040") },
-	ambient.SidecarGK:               func(c *checker, o *unstructured.Unstructured) { c.inAmbient(o, "AMB041") },
+	ambient.EnvoyFilterGK:           (*checker).envoyFilter,
+	ambient.SidecarGK:               (*checker).sidecar,
+	ambient.WasmPluginGK:            func(c *checker, o *unstructured.Unstructured) { c.serviceTargets(o, targetRefs(o)) },
+	ambient.TrafficExtensionGK:      func(c *checker, o *unstructured.Unstructured) { c.serviceTargets(o, targetRefs(o)) },
 }
 
 // ruleIDs are the rules checks can report, for the catalogue's own test.
-var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041"}
+var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB026", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041", "AMB050"}
 
-func (c *checker) inAmbient(o *unstructured.Unstructured, id string) {
-	if amb, _ := c.idx.ambient(o.GetNamespace()); amb {
-		c.report(id, o, o.GetNamespace())
+// unresolved reports AMB050: a reference the input cannot resolve, what
+// breaks if the cluster lacks it too, and the command that checks it.
+func (c *checker) unresolved(o *unstructured.Unstructured, ref, effect, check string) {
+	c.report("AMB050", o, ref, effect, check)
+}
+
+func (c *checker) sidecar(o *unstructured.Unstructured) {
+	if ns := namespaceOf(o); c.idx.mode(ns) == ModeAmbient {
+		c.report("AMB041", o, ns)
+	}
+}
+
+func (c *checker) envoyFilter(o *unstructured.Unstructured) {
+	if ns := namespaceOf(o); c.idx.mode(ns) == ModeAmbient && len(targetRefs(o)) == 0 {
+		c.report("AMB040", o, ns)
 	}
 }
 
 func (c *checker) namespace(o *unstructured.Unstructured) {
 	labels := o.GetLabels()
-	amb := labels[ambient.LabelDataplaneMode] == "ambient"
-	if amb {
+	mode := NamespaceMode(o.GetName(), labels)
+	if labels[ambient.LabelDataplaneMode] == "ambient" && mode == ModeSidecar {
 		var injection []string
-		if labels[ambient.LabelInjection] == "enabled" {
-			injection = append(injection, ambient.LabelInjection+"=enabled")
+		for _, l := range []string{ambient.LabelInjection, ambient.LabelRev} {
+			if v, ok := labels[l]; ok {
+				injection = append(injection, l+"="+v)
+			}
 		}
-		if rev := labels[ambient.LabelRev]; rev != "" {
-			injection = append(injection, ambient.LabelRev+"="+rev)
-		}
-		if len(injection) > 0 {
-			c.report("AMB001", o, strings.Join(injection, ", "))
-		}
+		c.report("AMB001", o, strings.Join(injection, ", "))
 	}
 	if name := labels[ambient.LabelUseWaypoint]; name != "" && name != "none" {
-		if !amb {
-			c.report("AMB013", o, o.GetName())
+		if mode != ModeAmbient {
+			c.report("AMB013", o, o.GetName(), mode)
 		}
 		c.useWaypoint(o, "Namespace "+o.GetName(), waypointRef(labels, o.GetName(), name), true)
 	}
@@ -65,10 +75,11 @@ func (c *checker) service(o *unstructured.Unstructured) {
 	if name == "" || name == "none" {
 		return
 	}
-	if amb, known := c.idx.ambient(o.GetNamespace()); known && !amb {
-		c.report("AMB013", o, o.GetNamespace())
+	ns := namespaceOf(o)
+	if mode := c.idx.mode(ns); mode != ModeUnknown && mode != ModeAmbient {
+		c.report("AMB013", o, ns, mode)
 	}
-	c.useWaypoint(o, meshspec.RefOf(o).String(), waypointRef(labels, o.GetNamespace(), name), true)
+	c.useWaypoint(o, describe(o), waypointRef(labels, ns, name), true)
 }
 
 // useWaypoint checks that the named waypoint exists and accepts the
@@ -77,15 +88,19 @@ func (c *checker) service(o *unstructured.Unstructured) {
 func (c *checker) useWaypoint(o *unstructured.Unstructured, who string, wp key, services bool) {
 	gw, ok := c.idx.gateways[wp]
 	if !ok {
-		c.report("AMB010", o, wp.namespace+"/"+wp.name)
+		if c.idx.complete(wp.namespace) {
+			c.report("AMB010", o, wp)
+		} else {
+			c.unresolved(o, "istio.io/use-waypoint names Gateway "+wp.String(), "if it is missing, traffic skips the waypoint and its policies", "kubectl get gateway -n "+wp.namespace+" "+wp.name)
+		}
 		return
 	}
 	f := waypointFor(gw)
 	switch {
 	case services && (f == "workload" || f == "none"):
-		c.report("AMB011", o, who, wp.namespace+"/"+wp.name, f, "service")
+		c.report("AMB011", o, who, wp, f, "service")
 	case !services && (f == "service" || f == "none"):
-		c.report("AMB011", o, who, wp.namespace+"/"+wp.name, f, "workload")
+		c.report("AMB011", o, who, wp, f, "workload")
 	}
 }
 
@@ -103,24 +118,47 @@ func (c *checker) workload(o *unstructured.Unstructured) {
 			}
 		}
 	}
-	labels := mapping(t, "metadata", "labels")
-	annotations := mapping(t, "metadata", "annotations")
-	amb, _ := c.idx.ambient(o.GetNamespace())
-	if amb && (labels[ambient.LabelSidecarInject] == "true" || annotations[ambient.LabelSidecarInject] == "true") {
-		c.report("AMB002", o, ambient.LabelSidecarInject+"=true", o.GetNamespace())
+	labels := stringMap(mapping(t, "metadata", "labels"))
+	annotations := stringMap(mapping(t, "metadata", "annotations"))
+	ns := namespaceOf(o)
+	n, known := c.idx.namespaces[ns]
+	if !known {
+		return // the pods' mode depends on the namespace's labels
 	}
-	name, _ := labels[ambient.LabelUseWaypoint].(string)
+	hostNetwork, _ := mapping(t, "spec")["hostNetwork"].(bool)
+	mode := PodMode(ns, n.GetLabels(), labels, annotations, hostNetwork)
+	if c.idx.mode(ns) == ModeAmbient {
+		for _, m := range []map[string]string{labels, annotations} {
+			if m[ambient.LabelSidecarInject] != "true" {
+				continue
+			}
+			effect := "the injection webhook selects pods by label only, so this annotation has no effect (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml)"
+			if mode == ModeSidecar {
+				effect = "the injector adds a sidecar, so istio-cni leaves these pods out of ambient (cni/pkg/util/enablement_selector.go)"
+			}
+			c.report("AMB002", o, ambient.LabelSidecarInject+"=true", ns, effect)
+			break
+		}
+	}
+	name := labels[ambient.LabelUseWaypoint]
 	if name == "" || name == "none" {
 		return
 	}
-	if _, known := c.idx.ambient(o.GetNamespace()); known && !amb && labels[ambient.LabelDataplaneMode] != "ambient" {
-		c.report("AMB013", o, o.GetNamespace())
+	if mode != ModeAmbient {
+		c.report("AMB013", o, ns, mode)
 	}
-	strLabels := map[string]string{}
-	if ns, ok := labels[ambient.LabelUseWaypointNamespace].(string); ok {
-		strLabels[ambient.LabelUseWaypointNamespace] = ns
+	c.useWaypoint(o, "the pods of "+describe(o), waypointRef(labels, ns, name), false)
+}
+
+// stringMap keeps the string values of a map.
+func stringMap(m map[string]any) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
 	}
-	c.useWaypoint(o, "the pods of "+meshspec.RefOf(o).String(), waypointRef(strLabels, o.GetNamespace(), name), false)
+	return out
 }
 
 func (c *checker) gateway(o *unstructured.Unstructured) {
@@ -165,34 +203,49 @@ func targetRefs(o *unstructured.Unstructured) []map[string]any {
 	return out
 }
 
-// policyPlacement checks AMB021 and reports whether the policy is enforced
-// by ztunnel (no targetRefs, in a namespace known to be ambient).
+// policyPlacement checks AMB021 and the policy's Service targets, and
+// reports whether the policy is enforced by ztunnel: it has no targetRefs
+// and its namespace is known to be ambient.
 func (c *checker) policyPlacement(o *unstructured.Unstructured) (ztunnel bool) {
 	refs := targetRefs(o)
 	if mapping(o.Object, "spec", "selector") != nil && len(refs) > 0 {
 		c.report("AMB021", o)
 	}
-	amb, _ := c.idx.ambient(o.GetNamespace())
 	if len(refs) == 0 {
-		return amb
+		return c.idx.mode(namespaceOf(o)) == ModeAmbient
+	}
+	c.serviceTargets(o, refs)
+	return false
+}
+
+// serviceTargets reports the Services a policy's targetRefs name that no
+// waypoint serves (AMB022), in its own namespace as istiod resolves them, or
+// that the input cannot resolve (AMB050). A namespace known not to be
+// ambient is left alone.
+func (c *checker) serviceTargets(o *unstructured.Unstructured, refs []map[string]any) {
+	ns := namespaceOf(o)
+	if mode := c.idx.mode(ns); mode != ModeUnknown && mode != ModeAmbient {
+		return
 	}
 	for _, r := range refs {
 		if !isServiceRef(r) {
 			continue
 		}
 		name, _ := r["name"].(string)
-		svc := key{o.GetNamespace(), name}
-		_, bound, known := c.idx.waypointOf(svc)
+		svc := key{ns, name}
+		_, b := c.idx.waypointOf(svc)
+		_, exists := c.idx.services[svc]
 		switch {
-		case !known:
-			if _, exists := c.idx.services[svc]; !exists && c.idx.namespaces[svc.namespace] != nil {
-				c.report("AMB022", o, svc.namespace+"/"+name, "which is not in the rendered input (it may exist in the cluster: check with --live)")
-			}
-		case !bound:
-			c.report("AMB022", o, svc.namespace+"/"+name, "which uses no waypoint")
+		case b == unresolved:
+			c.unresolved(o, "targetRefs names Service "+svc.String(),
+				"if neither it nor its namespace is labelled istio.io/use-waypoint, nothing applies this "+o.GetKind(),
+				"kubectl get service -n "+ns+" "+name+" --show-labels; kubectl get namespace "+ns+" --show-labels")
+		case b == unbound && !exists:
+			c.report("AMB022", o, svc, "which does not exist", o.GetKind())
+		case b == unbound:
+			c.report("AMB022", o, svc, "which uses no waypoint", o.GetKind())
 		}
 	}
-	return false
 }
 
 // l4When are the condition keys ztunnel understands.
@@ -242,9 +295,9 @@ func (c *checker) authorizationPolicy(o *unstructured.Unstructured) {
 	if len(l7) == 0 {
 		return
 	}
-	effect := "as an ALLOW the L7 rules are dropped, so it allows less than written"
+	effect := "as an ALLOW, istiod omits every rule with HTTP attributes, so what those rules name is not allowed"
 	if action == "DENY" {
-		effect = "as a DENY its L7 rules never match, so it denies less than written"
+		effect = "as a DENY, istiod enforces it without the HTTP attributes, so it denies more than written (a rule left with no other condition denies every request)"
 	}
 	c.report("AMB020", o, strings.Join(l7, ", "), effect)
 }
@@ -256,39 +309,52 @@ func asMap(v any) map[string]any {
 
 func (c *checker) requestAuthentication(o *unstructured.Unstructured) {
 	if c.policyPlacement(o) {
-		c.report("AMB024", o, o.GetNamespace())
+		c.report("AMB024", o, namespaceOf(o))
 	}
 }
 
 func (c *checker) peerAuthentication(o *unstructured.Unstructured) {
-	amb, _ := c.idx.ambient(o.GetNamespace())
-	if !amb {
+	ns := namespaceOf(o)
+	disabled := str(o.Object, "spec", "mtls", "mode") == "DISABLE"
+	if ns == ambient.RootNamespace && len(mapping(o.Object, "spec", "selector", "matchLabels")) == 0 {
+		// A mesh-wide policy, as convertedSelectorPeerAuthentications in
+		// pilot/pkg/serviceregistry/ambient/authorization.go selects it.
+		if amb := c.idx.ambientNamespaces(); disabled && len(amb) > 0 {
+			c.report("AMB026", o, ns, strings.Join(amb, ", "))
+		}
 		return
 	}
-	if str(o.Object, "spec", "mtls", "mode") == "DISABLE" {
-		c.report("AMB025", o, "", o.GetNamespace())
+	if c.idx.mode(ns) != ModeAmbient {
+		return
 	}
-	ports := mapping(o.Object, "spec", "portLevelMtls")
-	var disabled []string
-	for port, v := range ports {
+	if disabled {
+		c.report("AMB025", o, "", ns)
+	}
+	var ports []string
+	for port, v := range mapping(o.Object, "spec", "portLevelMtls") {
 		if str(asMap(v), "mode") == "DISABLE" {
-			disabled = append(disabled, port)
+			ports = append(ports, port)
 		}
 	}
-	if len(disabled) > 0 {
-		sort.Strings(disabled)
-		c.report("AMB025", o, " on ports "+strings.Join(disabled, ", "), o.GetNamespace())
+	if len(ports) > 0 {
+		sort.Strings(ports)
+		c.report("AMB025", o, " on ports "+strings.Join(ports, ", "), ns)
 	}
 }
 
 func (c *checker) httpRoute(o *unstructured.Unstructured) {
+	ns := namespaceOf(o)
 	for _, svc := range routeServices(o) {
-		if svc.namespace != o.GetNamespace() {
-			c.report("AMB034", o, svc.namespace+"/"+svc.name, svc.namespace)
+		if svc.namespace == ns {
+			c.routeNeedsWaypoint(o, "HTTPRoute with parent", svc)
 			continue
 		}
-		c.routeNeedsWaypoint(o, "HTTPRoute with parent", svc)
+		// A waypoint also applies the routes of its own namespace.
+		if wp, b := c.idx.waypointOf(svc); c.idx.mode(ns) == ModeAmbient && !(b == bound && wp.namespace == ns) {
+			c.report("AMB034", o, svc, svc.namespace)
+		}
 	}
+	reported := map[key]bool{} // a backend named by several rules is reported once
 	for i, r := range list(o.Object, "spec", "rules") {
 		refs := list(asMap(r), "backendRefs")
 		zero := len(refs) > 0
@@ -306,12 +372,18 @@ func (c *checker) httpRoute(o *unstructured.Unstructured) {
 				continue
 			}
 			name, _ := m["name"].(string)
-			ns, _ := m["namespace"].(string)
-			if ns == "" {
-				ns = o.GetNamespace()
+			backend := key{ns, name}
+			if other, _ := m["namespace"].(string); other != "" {
+				backend.namespace = other
 			}
-			if _, ok := c.idx.services[key{ns, name}]; !ok && name != "" {
-				c.report("AMB031", o, ns+"/"+name)
+			if _, ok := c.idx.services[backend]; ok || name == "" || reported[backend] {
+				continue
+			}
+			reported[backend] = true
+			if c.idx.complete(backend.namespace) {
+				c.report("AMB031", o, backend)
+			} else {
+				c.unresolved(o, "backendRef names Service "+backend.String(), "if it is missing, requests routed to it fail", "kubectl get service -n "+backend.namespace+" "+name)
 			}
 		}
 		if zero {
@@ -332,11 +404,18 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
-// routeNeedsWaypoint reports a route for a Service known to use no waypoint.
+// routeNeedsWaypoint reports a route for a Service of an ambient namespace
+// that uses no waypoint.
 func (c *checker) routeNeedsWaypoint(o *unstructured.Unstructured, what string, svc key) {
-	_, bound, known := c.idx.waypointOf(svc)
-	if known && !bound {
-		c.report("AMB030", o, what, svc.namespace+"/"+svc.name, "which uses no waypoint")
+	if c.idx.mode(svc.namespace) != ModeAmbient {
+		return // sidecars apply routes themselves; mesh-neutral pods are not routed by Istio
+	}
+	switch _, b := c.idx.waypointOf(svc); b {
+	case unbound:
+		c.report("AMB030", o, what, svc, "which uses no waypoint")
+	case unresolved:
+		c.unresolved(o, what+" Service "+svc.String(), "if neither it nor its namespace is labelled istio.io/use-waypoint, the route is not respected in ambient",
+			"kubectl get service -n "+svc.namespace+" "+svc.name+" --show-labels")
 	}
 }
 
@@ -344,11 +423,13 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 	if len(stringsOf(list(o.Object, "spec", "gateways"))) > 0 {
 		return // bound to ingress gateways, not to the mesh
 	}
+	ns := namespaceOf(o)
 	for _, h := range stringsOf(list(o.Object, "spec", "hosts")) {
-		if svc, ok := serviceOfHost(h, o.GetNamespace()); ok {
+		if svc, ok := serviceOfHost(h, ns); ok {
 			c.routeNeedsWaypoint(o, "VirtualService for", svc)
 		}
 	}
+	reported := map[string]bool{} // a subset named by several rules is reported once
 	for i, r := range list(o.Object, "spec", "http") {
 		rule := asMap(r)
 		if rule == nil {
@@ -373,20 +454,35 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 			if w, ok := number(dm["weight"]); !ok || w != 0 {
 				zero = false
 			}
-			dest := mapping(dm, "destination")
-			subset := str(dest, "subset")
-			if subset == "" {
-				continue
-			}
-			host := c.idx.fqdn(str(dest, "host"), o.GetNamespace())
-			if !c.idx.subsets[host][subset] {
-				c.report("AMB035", o, subset, host)
-			}
+			c.subset(o, mapping(dm, "destination"), reported)
 		}
 		if zero {
 			c.report("AMB036", o, i)
 		}
 	}
+}
+
+// subset checks that a route destination's subset is defined, once per
+// subset and host. A
+// DestinationRule may live in the route's namespace, the host's or the root
+// namespace, so the subset is missing only when all three are complete.
+func (c *checker) subset(o *unstructured.Unstructured, dest map[string]any, reported map[string]bool) {
+	name := str(dest, "subset")
+	if name == "" {
+		return
+	}
+	ns := namespaceOf(o)
+	host := c.idx.fqdn(str(dest, "host"), ns)
+	if c.idx.subsets[host][name] || reported[name+" "+host] {
+		return
+	}
+	reported[name+" "+host] = true
+	svc, isSvc := serviceOfHost(host, ns)
+	if isSvc && c.idx.complete(ns) && c.idx.complete(svc.namespace) && c.idx.complete(ambient.RootNamespace) {
+		c.report("AMB035", o, name, host)
+		return
+	}
+	c.unresolved(o, "route names subset "+name+" of host "+host, "if no DestinationRule defines it, requests routed to it fail", "kubectl get destinationrule -A")
 }
 
 // crossRoutes reports Services routed by both APIs (AMB032).
@@ -400,7 +496,7 @@ func (c *checker) crossRoutes() {
 	sort.Slice(keys, func(i, j int) bool { return keys[i].namespace+"/"+keys[i].name < keys[j].namespace+"/"+keys[j].name })
 	for _, svc := range keys {
 		for _, vs := range c.idx.virtualServices[svc] {
-			c.report("AMB032", vs, svc.namespace+"/"+svc.name, strings.Join(c.idx.httpRoutes[svc], ", "), vs.GetName())
+			c.report("AMB032", vs, svc, strings.Join(c.idx.httpRoutes[svc], ", "), svc.namespace+"/"+vs.GetName())
 		}
 	}
 }

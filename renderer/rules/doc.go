@@ -8,9 +8,13 @@
 // catalogue.yaml, a level, the object and, where known, its file and line,
 // and one line that says what to do. Ids are never reused.
 //
-// An object referenced but absent from the input counts as missing, and the
-// message says it may exist in the cluster. A namespace absent from the
-// input is unknown, so rules that depend on it stay silent.
+// Whether a pod is ambient, sidecar-injected or mesh-neutral is decided in
+// one place, PodMode, the way the pinned Istio decides it. An object
+// referenced but absent from the input is an error only when its namespace is
+// wholly in the input (or the cluster was read); otherwise it is a warning
+// (AMB050) that names what to check in the cluster. A namespace absent from
+// the input is unknown, so rules that depend on its mode stay silent. A
+// manifest without a namespace is in "default", as kubectl places it.
 //
 // It never talks to a cluster and never changes an object.
 package rules

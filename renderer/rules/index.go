@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -12,12 +13,17 @@ import (
 // key names a namespaced object.
 type key struct{ namespace, name string }
 
+// String is "namespace/name".
+func (k key) String() string { return k.namespace + "/" + k.name }
+
 // index is the input, looked up by what the rules ask for. It is built once
 // per Check, so each rule costs O(1) per object.
 type index struct {
 	namespaces map[string]*unstructured.Unstructured
-	services   map[key]*unstructured.Unstructured
-	gateways   map[key]*unstructured.Unstructured
+	// live holds the namespaces read from the cluster (Options.Context).
+	live     map[string]bool
+	services map[key]*unstructured.Unstructured
+	gateways map[key]*unstructured.Unstructured
 	// subsets holds the subsets DestinationRules define, by host FQDN.
 	subsets map[string]map[string]bool
 	// httpRoutes and virtualServices list the routes of each Service.
@@ -31,14 +37,19 @@ var (
 	virtualServiceGK  = ambient.VirtualServiceGK
 )
 
-func newIndex(objs []*unstructured.Unstructured) *index {
+func newIndex(context, objs []*unstructured.Unstructured) *index {
 	idx := &index{
-		namespaces: map[string]*unstructured.Unstructured{}, services: map[key]*unstructured.Unstructured{},
+		namespaces: map[string]*unstructured.Unstructured{}, live: map[string]bool{}, services: map[key]*unstructured.Unstructured{},
 		gateways: map[key]*unstructured.Unstructured{}, subsets: map[string]map[string]bool{},
 		httpRoutes: map[key][]string{}, virtualServices: map[key][]*unstructured.Unstructured{},
 	}
-	for _, o := range objs {
-		k := key{o.GetNamespace(), o.GetName()}
+	for _, o := range context {
+		if o.GroupVersionKind().GroupKind() == ambient.NamespaceGK {
+			idx.live[o.GetName()] = true
+		}
+	}
+	for _, o := range withContext(context, objs) {
+		k := key{namespaceOf(o), o.GetName()}
 		switch o.GroupVersionKind().GroupKind() {
 		case ambient.NamespaceGK:
 			idx.namespaces[o.GetName()] = o
@@ -47,7 +58,7 @@ func newIndex(objs []*unstructured.Unstructured) *index {
 		case ambient.GatewayGK:
 			idx.gateways[k] = o
 		case destinationRuleGK:
-			host := idx.fqdn(str(o.Object, "spec", "host"), o.GetNamespace())
+			host := idx.fqdn(str(o.Object, "spec", "host"), k.namespace)
 			if idx.subsets[host] == nil {
 				idx.subsets[host] = map[string]bool{}
 			}
@@ -60,13 +71,13 @@ func newIndex(objs []*unstructured.Unstructured) *index {
 			}
 		case httpRouteGK:
 			for _, svc := range routeServices(o) {
-				if svc.namespace == o.GetNamespace() {
-					idx.httpRoutes[svc] = append(idx.httpRoutes[svc], o.GetName())
+				if svc.namespace == k.namespace {
+					idx.httpRoutes[svc] = append(idx.httpRoutes[svc], k.String())
 				}
 			}
 		case virtualServiceGK:
 			for _, h := range stringsOf(list(o.Object, "spec", "hosts")) {
-				if svc, ok := serviceOfHost(h, o.GetNamespace()); ok {
+				if svc, ok := serviceOfHost(h, k.namespace); ok {
 					idx.virtualServices[svc] = append(idx.virtualServices[svc], o)
 				}
 			}
@@ -75,37 +86,77 @@ func newIndex(objs []*unstructured.Unstructured) *index {
 	return idx
 }
 
-// ambient reports whether namespace ns is known to be ambient, and whether
-// it is in the input at all.
-func (idx *index) ambient(ns string) (ambientNS, known bool) {
+// mode is the data plane of the pods of namespace ns that state nothing
+// themselves (NamespaceMode), or ModeUnknown when ns is not in the input.
+func (idx *index) mode(ns string) Mode {
 	n, ok := idx.namespaces[ns]
 	if !ok {
-		return false, false
+		return ModeUnknown
 	}
-	return n.GetLabels()[ambient.LabelDataplaneMode] == "ambient", true
+	return NamespaceMode(ns, n.GetLabels())
 }
 
+// complete reports whether every object of namespace ns is in the input, so
+// that a reference the input cannot resolve is known to be broken: the
+// cluster was read (Options.Context) and holds ns, or the input holds the
+// Namespace itself and does not only label it (meshcd's partial Namespaces).
+func (idx *index) complete(ns string) bool {
+	if idx.live[ns] {
+		return true
+	}
+	n, ok := idx.namespaces[ns]
+	return ok && n.GetAnnotations()[ambient.AnnotationOwnership] != ambient.OwnershipPartial
+}
+
+// ambientNamespaces lists the namespaces of the input whose pods are ambient.
+func (idx *index) ambientNamespaces() []string {
+	var out []string
+	for ns := range idx.namespaces {
+		if idx.mode(ns) == ModeAmbient {
+			out = append(out, ns)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// binding is what the input tells of the waypoint a Service uses.
+type binding int
+
+const (
+	// unresolved: the Service and its namespace's labels are not both known.
+	unresolved binding = iota
+	unbound
+	bound
+)
+
 // waypointOf resolves the waypoint a Service uses: its own
-// istio.io/use-waypoint label, else its namespace's. known is false when
-// neither the Service nor its namespace is in the input.
-func (idx *index) waypointOf(svc key) (wp key, bound, known bool) {
-	if s, ok := idx.services[svc]; ok {
+// istio.io/use-waypoint label, else its namespace's. It is unresolved when
+// the namespace is not in the input, and when the Service is not in the
+// input, its namespace is not complete and the namespace names no waypoint:
+// the Service may carry the label in the cluster.
+func (idx *index) waypointOf(svc key) (key, binding) {
+	s, found := idx.services[svc]
+	if found {
 		if name, set := s.GetLabels()[ambient.LabelUseWaypoint]; set {
 			if name == "none" {
-				return key{}, false, true
+				return key{}, unbound
 			}
-			return waypointRef(s.GetLabels(), svc.namespace, name), true, true
+			return waypointRef(s.GetLabels(), svc.namespace, name), bound
 		}
 	}
 	n, ok := idx.namespaces[svc.namespace]
 	if !ok {
-		return key{}, false, false // the namespace may carry the label in the cluster
+		return key{}, unresolved
 	}
 	name := n.GetLabels()[ambient.LabelUseWaypoint]
-	if name == "" || name == "none" {
-		return key{}, false, true
+	if name != "" && name != "none" {
+		return waypointRef(n.GetLabels(), svc.namespace, name), bound
 	}
-	return waypointRef(n.GetLabels(), svc.namespace, name), true, true
+	if !found && !idx.complete(svc.namespace) {
+		return key{}, unresolved
+	}
+	return key{}, unbound
 }
 
 // waypointRef reads the waypoint a set of labels names, honouring
@@ -138,7 +189,7 @@ func routeServices(route *unstructured.Unstructured) []key {
 		}
 		ns, _ := m["namespace"].(string)
 		if ns == "" {
-			ns = route.GetNamespace()
+			ns = namespaceOf(route)
 		}
 		if name, _ := m["name"].(string); name != "" {
 			out = append(out, key{ns, name})
@@ -204,4 +255,22 @@ func template(o *unstructured.Unstructured) map[string]any {
 		return map[string]any{}
 	}
 	return nil
+}
+
+// describe names an object as "Kind namespace/name", with the namespace
+// kubectl would place it in, or "Kind name" for a Namespace.
+func describe(o *unstructured.Unstructured) string {
+	if ns := namespaceOf(o); ns != "" {
+		return o.GetKind() + " " + ns + "/" + o.GetName()
+	}
+	return o.GetKind() + " " + o.GetName()
+}
+
+// namespaceOf is the namespace of a namespaced object as kubectl places it:
+// "default" when the manifest names none.
+func namespaceOf(o *unstructured.Unstructured) string {
+	if ns := o.GetNamespace(); ns != "" || o.GroupVersionKind().GroupKind() == ambient.NamespaceGK {
+		return ns
+	}
+	return "default"
 }

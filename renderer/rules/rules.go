@@ -27,7 +27,8 @@ const (
 type Finding struct {
 	Rule     string   `json:"rule"`
 	Severity Severity `json:"severity"`
-	// Object is "Kind namespace/name" or "Kind name".
+	// Object is "Kind namespace/name", with the namespace kubectl would use
+	// ("default" when the manifest names none), or "Kind name" for a Namespace.
 	Object string `json:"object"`
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
@@ -93,7 +94,7 @@ func HasErrors(findings []Finding) bool {
 // Check runs every rule over objs and returns the findings sorted by file,
 // line, rule and object. It never returns nil.
 func Check(objs []*unstructured.Unstructured, opts Options) []Finding {
-	c := &checker{opts: opts, idx: newIndex(withContext(opts.Context, objs)), findings: []Finding{}}
+	c := &checker{opts: opts, idx: newIndex(opts.Context, objs), findings: []Finding{}}
 	for _, o := range objs {
 		kind := o.GroupVersionKind().GroupKind()
 		if check, ok := checks[kind]; ok {
@@ -128,7 +129,7 @@ func withContext(context, objs []*unstructured.Unstructured) []*unstructured.Uns
 	}
 	rendered := make(map[string]bool, len(objs))
 	id := func(o *unstructured.Unstructured) string {
-		return o.GroupVersionKind().GroupKind().String() + "/" + o.GetNamespace() + "/" + o.GetName()
+		return o.GroupVersionKind().GroupKind().String() + "/" + namespaceOf(o) + "/" + o.GetName()
 	}
 	for _, o := range objs {
 		rendered[id(o)] = true
@@ -158,7 +159,7 @@ func (c *checker) report(id string, obj *unstructured.Unstructured, args ...any)
 	if !ok {
 		panic("rules: unknown rule " + id) // a defect in this package, caught by its tests
 	}
-	f := Finding{Rule: id, Severity: r.Severity, Object: meshspec.RefOf(obj).String(), Message: fmt.Sprintf(r.Template, args...)}
+	f := Finding{Rule: id, Severity: r.Severity, Object: describe(obj), Message: fmt.Sprintf(r.Template, args...)}
 	if c.opts.Origin != nil {
 		pos := c.opts.Origin(obj)
 		f.File, f.Line = pos.File, pos.Line

@@ -23,6 +23,13 @@ const (
 	ordersSvc     = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop}\nspec: {selector: {app: orders}, ports: [{port: 8080}]}\n"
 	ordersV1      = "apiVersion: v1\nkind: Service\nmetadata: {name: orders-v1, namespace: shop}\nspec: {selector: {app: orders, version: v1}, ports: [{port: 8080}]}\n"
 	ordersWpSvc   = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop, labels: {istio.io/use-waypoint: waypoint}}\nspec: {ports: [{port: 8080}]}\n"
+	sidecarNS     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n"
+	revNS         = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/rev: canary}}\n"
+	ambientInjNS  = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio-injection: enabled}}\n"
+	ambientRevNS  = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/rev: canary}}\n"
+	ambientOffNS  = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio-injection: disabled}}\n"
+	partialNS     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}, annotations: {meshcd.dev/ownership: partial}}\n"
+	rootNS        = "apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-system}\n"
 	ordersNoneSvc = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop, labels: {istio.io/use-waypoint: none}}\nspec: {ports: [{port: 8080}]}\n"
 )
 
@@ -32,6 +39,28 @@ func route(weights ...int) string {
 		refs = append(refs, fmt.Sprintf("{name: orders-v%d, port: 8080, weight: %d}", i+1, w))
 	}
 	return "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orders, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: orders, port: 8080}]\n  rules: [{backendRefs: [" + strings.Join(refs, ", ") + "]}]\n"
+}
+
+func extension(kind, spec string) string {
+	return "apiVersion: extensions.istio.io/v1alpha1\nkind: " + kind + "\nmetadata: {name: x, namespace: shop}\nspec:\n" + spec
+}
+
+func rootPeerAuthentication(spec string) string {
+	return "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: " + spec + "\n"
+}
+
+const (
+	l7Selector   = "  selector: {matchLabels: {app: orders}}\n  rules: [{to: [{operation: {methods: [GET]}}]}]\n"
+	toOrders     = "  targetRefs: [{kind: Service, group: '', name: orders}]\n"
+	consumerTo   = "name: orders, namespace: billing, port: 8080}]\n  rules"
+	envoyFilter  = "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"
+	sidecarObj   = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec: {egress: [{hosts: ['./*']}]}\n"
+	billingNS    = "apiVersion: v1\nkind: Namespace\nmetadata: {name: billing, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: shop}}\n"
+	unnamespaced = "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {istio.io/dataplane-mode: ambient}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: orders}\nspec: {ports: [{port: 8080}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: orders}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: orders}]\n"
+)
+
+func consumerRoute() string {
+	return strings.Replace(route(100), "name: orders, port: 8080}]\n  rules", consumerTo, 1)
 }
 
 func policy(spec string) string {
@@ -65,7 +94,9 @@ var grid = []struct {
 	// AMB010
 	{"namespace names a missing waypoint", ambientWpNS, []string{"AMB010 Namespace shop"}},
 	{"service names a missing waypoint", docs(ambientNS, ordersWpSvc), []string{"AMB010 Service shop/orders"}},
-	{"pod names a waypoint in another namespace that is missing", docs(ambientNS, allGW, deployment("", ", istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: infra")), []string{"AMB010 Deployment shop/web"}},
+	{"pod names a waypoint in a namespace the input lacks", docs(ambientNS, allGW, deployment("", ", istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: infra")), []string{"AMB050 Deployment shop/web"}},
+	{"pod names a waypoint missing from a namespace the input holds", docs(ambientNS, allGW, "apiVersion: v1\nkind: Namespace\nmetadata: {name: infra}\n", deployment("", ", istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: infra")), []string{"AMB010 Deployment shop/web"}},
+	{"namespace names a waypoint, the namespace being only labelled by meshcd", strings.Replace(partialNS, "ambient}", "ambient, istio.io/use-waypoint: waypoint}", 1), []string{"AMB050 Namespace shop"}},
 	{"service names an existing waypoint", docs(ambientNS, waypointGW, ordersWpSvc), nil},
 	// AMB011
 	{"service uses a workload waypoint", docs(ambientNS, workloadGW, ordersWpSvc), []string{"AMB011 Service shop/orders"}},
@@ -122,7 +153,8 @@ var grid = []struct {
 	// AMB034
 	{"consumer route to another namespace", docs(ambientWpNS, waypointGW, strings.Replace(route(100), "name: orders, port: 8080}]\n  rules", "name: orders, namespace: billing, port: 8080}]\n  rules", 1), ordersV1), []string{"AMB034 HTTPRoute shop/orders"}},
 	// AMB035
-	{"subset without a DestinationRule", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n")), []string{"AMB035 VirtualService shop/orders"}},
+	{"subset without a DestinationRule", docs(ambientWpNS, rootNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n")), []string{"AMB035 VirtualService shop/orders"}},
+	{"subset the input cannot resolve, the root namespace being absent", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n")), []string{"AMB050 VirtualService shop/orders"}},
 	{"subset defined by a DestinationRule", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders, subset: v1}}]\n"), "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: orders, namespace: shop}\nspec: {host: orders.shop.svc.cluster.local, subsets: [{name: v1, labels: {version: v1}}]}\n"), nil},
 	// AMB036
 	{"route rule with all weights zero", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(0, 0), "orders-v2", "orders-v1", 1)), []string{"AMB036 HTTPRoute shop/orders"}},
@@ -132,6 +164,47 @@ var grid = []struct {
 	{"EnvoyFilter in ambient", docs(ambientNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), []string{"AMB040 EnvoyFilter shop/ef"}},
 	{"EnvoyFilter elsewhere", docs(plainNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), nil},
 	{"Sidecar in ambient", docs(ambientNS, "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec: {}\n"), []string{"AMB041 Sidecar shop/default"}},
+	// The mode of a namespace, as Istio decides it (PodMode): rules that need
+	// ambient stay silent where the sidecar wins or nothing is meshed.
+	{"ambient namespace with injection disabled is ambient", ambientOffNS, nil},
+	{"route in a sidecar namespace", docs(sidecarNS, ordersSvc, ordersV1, route(100)), nil},
+	{"route in a revision-injected namespace", docs(revNS, ordersSvc, ordersV1, route(100)), nil},
+	{"route in a mesh-neutral namespace", docs(plainNS, ordersSvc, ordersV1, route(100)), nil},
+	{"route where the sidecar wins over ambient", docs(ambientInjNS, ordersSvc, ordersV1, route(100)), []string{"AMB001 Namespace shop"}},
+	{"VirtualService in a sidecar namespace", docs(sidecarNS, ordersSvc, vs("  - route: [{destination: {host: orders}}]\n")), nil},
+	{"targetRefs policy in a sidecar namespace", docs(sidecarNS, ordersSvc, policy(toOrders)), nil},
+	{"targetRefs policy in a mesh-neutral namespace", docs(plainNS, ordersSvc, policy(toOrders)), nil},
+	{"targetRefs policy where the sidecar wins", docs(ambientRevNS, ordersSvc, policy(toOrders)), []string{"AMB001 Namespace shop"}},
+	{"consumer route from a sidecar namespace", docs(sidecarNS, ordersV1, consumerRoute()), nil},
+	{"consumer route from a mesh-neutral namespace", docs(plainNS, ordersV1, consumerRoute()), nil},
+	{"route from the namespace of the target's waypoint", docs(ambientNS, billingNS, waypointGW, ordersV1, consumerRoute()), nil},
+	{"Sidecar where the sidecar wins over ambient", docs(ambientInjNS, sidecarObj), []string{"AMB001 Namespace shop"}},
+	{"Sidecar where a revision wins over ambient", docs(ambientRevNS, sidecarObj), []string{"AMB001 Namespace shop"}},
+	{"L7 selector policy where the sidecar wins", docs(ambientInjNS, policy(l7Selector)), []string{"AMB001 Namespace shop"}},
+	{"L7 selector policy in ambient with injection disabled", docs(ambientOffNS, policy(l7Selector)), []string{"AMB020 AuthorizationPolicy shop/p"}},
+	{"pod labelled ambient in a mesh-neutral namespace uses a waypoint", docs(plainNS, allGW, deployment("", ", istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint")), nil},
+	{"pod opted out of ambient uses a waypoint", docs(ambientNS, allGW, deployment("", ", istio.io/dataplane-mode: none, istio.io/use-waypoint: waypoint")), []string{"AMB013 Deployment shop/web"}},
+	{"pod annotation asks for a sidecar in ambient", docs(ambientNS, strings.Replace(deployment("", ""), "metadata: {labels: {app: web}}", "metadata: {labels: {app: web}, annotations: {sidecar.istio.io/inject: 'true'}}", 1)), []string{"AMB002 Deployment shop/web"}},
+	// EnvoyFilter, WasmPlugin and TrafficExtension targets.
+	{"EnvoyFilter targeting the waypoint", docs(ambientNS, waypointGW, strings.Replace(envoyFilter, "spec: {}", "spec: {targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]}", 1)), nil},
+	{"EnvoyFilter where the sidecar wins", docs(ambientInjNS, envoyFilter), []string{"AMB001 Namespace shop"}},
+	{"WasmPlugin for a service without a waypoint", docs(ambientNS, ordersSvc, extension("WasmPlugin", toOrders+"  url: oci://x\n")), []string{"AMB022 WasmPlugin shop/x"}},
+	{"TrafficExtension for a service without a waypoint", docs(ambientNS, ordersSvc, extension("TrafficExtension", toOrders)), []string{"AMB022 TrafficExtension shop/x"}},
+	{"WasmPlugin for a service behind a waypoint", docs(ambientWpNS, waypointGW, ordersSvc, extension("WasmPlugin", toOrders+"  url: oci://x\n")), nil},
+	{"WasmPlugin in a sidecar namespace", docs(sidecarNS, ordersSvc, extension("WasmPlugin", toOrders+"  url: oci://x\n")), nil},
+	{"targetRefs to a service missing from a namespace the input holds", docs(ambientNS, policy(toOrders)), []string{"AMB022 AuthorizationPolicy shop/p"}},
+	{"targetRefs to a service of a namespace the input lacks", policy(toOrders), []string{"AMB050 AuthorizationPolicy shop/p"}},
+	// AMB026
+	{"mesh-wide mTLS DISABLE with an ambient namespace", docs(ambientNS, rootPeerAuthentication("{mtls: {mode: DISABLE}}")), []string{"AMB026 PeerAuthentication istio-system/default"}},
+	{"mesh-wide mTLS DISABLE without ambient namespaces", docs(sidecarNS, rootPeerAuthentication("{mtls: {mode: DISABLE}}")), nil},
+	{"mesh-wide mTLS PERMISSIVE with an ambient namespace", docs(ambientNS, rootPeerAuthentication("{mtls: {mode: PERMISSIVE}}")), nil},
+	{"root-namespace workload policy DISABLE with an ambient namespace", docs(ambientNS, rootPeerAuthentication("{selector: {matchLabels: {app: x}}, mtls: {mode: DISABLE}}")), nil},
+	// AMB050: references the input cannot resolve are warnings.
+	{"backendRef to a service of a namespace the input lacks", docs(ordersV1, strings.Replace(route(100), "orders-v1", "orders-v9", 1)), []string{"AMB050 HTTPRoute shop/orders"}},
+	{"backendRef missing from a namespace meshcd only labels", docs(strings.Replace(partialNS, "ambient}", "ambient, istio.io/use-waypoint: waypoint}", 1), waypointGW, ordersSvc, ordersV1, route(90, 10)), []string{"AMB050 HTTPRoute shop/orders"}},
+	{"route for a service the input lacks in an ambient namespace meshcd only labels", docs(partialNS, ordersV1, route(100)), []string{"AMB050 HTTPRoute shop/orders"}},
+	// Manifests without a namespace are in default, as kubectl places them.
+	{"route without a namespace in an ambient default namespace", unnamespaced, []string{"AMB030 HTTPRoute default/orders"}},
 	// Malformed shapes never panic and are not findings of their own.
 	{"odd shapes", docs(ambientNS, policy("  selector: 7\n  rules: [3, {to: x, from: [{source: 5}]}]\n"), "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec: {parentRefs: [1, {kind: Service}], rules: [{backendRefs: [2]}]}\n"), nil},
 }
@@ -162,6 +235,9 @@ func TestCheck_Grid(t *testing.T) {
 				}
 				if f.Message == "" || strings.Contains(f.Message, "%!") {
 					t.Errorf("%s message is malformed: %q", f.Rule, f.Message)
+				}
+				if strings.Contains(f.Message, " /") || strings.Contains(f.Message, "..") || strings.HasPrefix(f.Message, "/") {
+					t.Errorf("%s message names an object without its namespace: %q", f.Rule, f.Message)
 				}
 			}
 			sort.Strings(got)
