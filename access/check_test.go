@@ -37,13 +37,18 @@ func build(t testing.TB, stream string) *Model {
 	return m
 }
 
-func render(t testing.TB, dir string) *Model {
+func renderObjects(t testing.TB, dir string) []*unstructured.Unstructured {
 	t.Helper()
 	b, err := renderer.Render(dir, renderer.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Build(b.Objects, DefaultOptions())
+	return b.Objects
+}
+
+func render(t testing.TB, dir string) *Model {
+	t.Helper()
+	m, err := Build(renderObjects(t, dir), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

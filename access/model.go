@@ -1,13 +1,13 @@
 package access
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -365,11 +365,8 @@ const annotationGatewayServiceAccount = "gateway.istio.io/service-account"
 
 // decodeSpec decodes an object's spec into v, naming the object on failure.
 func decodeSpec(o *unstructured.Unstructured, v any) error {
-	raw, err := json.Marshal(o.Object["spec"])
-	if err == nil {
-		err = json.Unmarshal(raw, v)
-	}
-	if err != nil {
+	spec, _ := o.Object["spec"].(map[string]any)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, v); err != nil {
 		return fmt.Errorf("%s %s/%s cannot be read: %w: fix its spec", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 	}
 	return nil
