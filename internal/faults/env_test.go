@@ -87,6 +87,11 @@ var (
 
 func (e *env) write(v version) {
 	e.t.Helper()
+	e.files(map[string]string{"mesh.yaml": e.spec(v)})
+}
+
+// spec is the spec file of version v.
+func (e *env) spec(v version) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: meshcd.dev/v1alpha1\nkind: MeshNamespace\nmetadata: {name: %s}\nspec: {mtls: STRICT}\n", e.ns)
 	if v.enroll2 {
@@ -96,7 +101,7 @@ func (e *env) write(v version) {
 		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg-%d, namespace: %s}\ndata: {item: \"%d\"}\n", i, e.ns, i)
 		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%d, namespace: %s}\nspec: {selector: {app: svc-%d}, ports: [{name: http, port: 80}]}\n", i, e.ns, i)
 	}
-	e.files(map[string]string{"mesh.yaml": b.String()})
+	return b.String()
 }
 
 // files replaces the spec directory's files.
@@ -203,7 +208,7 @@ func (e *env) count(v version, before map[objectKey]types.UID) (lost, orphaned, 
 			notes = append(notes, "lost: the enrollment of "+e.ns2)
 		}
 	}
-	inv, err := (&inventory.Store{Client: e.admin, Namespace: e.opts.Namespace, Name: "meshcd-inventory-" + e.opts.Name}).Load(context.Background())
+	inv, err := inventory.NewStore(e.admin, e.opts.Namespace, reconciler.InventoryPrefix+e.opts.Name).Load(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
