@@ -217,7 +217,7 @@ func TestState_ARepositoryCannotWriteMeshcdsState(t *testing.T) {
 	e.converge()
 	before := e.uids(e.survivors(versionA, versionA))
 	for what, doc := range map[string]string{
-		"a forged inventory":    fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: meshcd-inventory-%s, namespace: %s}\ndata: {inventory: '{\"entries\": []}'}\n", e.opts.Name, e.opts.Namespace),
+		"a forged inventory":     fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: meshcd-inventory-%s, namespace: %s}\ndata: {inventory: '{\"entries\": []}'}\n", e.opts.Name, e.opts.Namespace),
 		"meshcd's own namespace": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", e.opts.Namespace),
 	} {
 		e.files(map[string]string{"mesh.yaml": e.spec(versionA), "forged.yaml": doc})
