@@ -27,6 +27,10 @@ func TestRBAC_TheDeployManifestsAreEnoughToReconcile(t *testing.T) {
 	install.Namespace = e.ns + "-install-state"
 	// meshcd's own install grants its permissions: an operator admits that.
 	install.Admit = admit.Policy{Allow: []string{"ClusterRole.rbac.authorization.k8s.io", "ClusterRoleBinding.rbac.authorization.k8s.io", "Role.rbac.authorization.k8s.io", "RoleBinding.rbac.authorization.k8s.io"}}
+	// The operator creates meshcd's namespace (meshcd labels Namespaces, never creates them).
+	if err := clustertest.Client(t).Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshcd-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	if res, err := reconciler.New(clustertest.Client(t), install).Reconcile(context.Background(), "../config"); err != nil {
 		t.Fatalf("applying config/ (%s): %v", res.Reason, err)
 	}

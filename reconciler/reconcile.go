@@ -398,7 +398,15 @@ func (r *Reconciler) prune(ctx context.Context, stored, next *inventory.Inventor
 		removed = (&inventory.Inventory{Entries: stale}).Stale(&inventory.Inventory{Entries: kept})
 	}
 	if _, serr := r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
-		out := cur.Without(removed)
+		// Another process of this instance may have applied a pruned
+		// object again meanwhile: its entry stays. Read on every try, so
+		// that a write of that process between the read and this one
+		// makes this one read again.
+		back, err := r.apply.Owned(ctx, removed)
+		if err != nil {
+			return nil, err
+		}
+		out := cur.Without((&inventory.Inventory{Entries: removed}).Stale(&inventory.Inventory{Entries: back})).Union(next)
 		out.Confirmed, out.Held, out.Allowed = out.Len(), nil, ""
 		return out, nil
 	}); serr != nil {

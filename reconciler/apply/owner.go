@@ -6,9 +6,13 @@ import (
 	"strings"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/inventory"
 )
 
 // OwnedError is an object another meshcd instance owns and still lists in
@@ -95,4 +99,31 @@ func quoted(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
+}
+
+// Owned returns the entries whose objects exist and carry meshcd's label
+// for this instance (or for none): the ones another process of this
+// instance applied again after this one pruned them, and whose entries
+// must therefore stay.
+func (m *Manager) Owned(ctx context.Context, entries []inventory.Entry) ([]inventory.Entry, error) {
+	var out []inventory.Entry
+	for _, e := range entries {
+		stub, err := e.Object()
+		if err != nil {
+			return nil, err
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(stub.GroupVersionKind())
+		err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
+		switch {
+		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("%s read after prune failed: %w", e, err)
+		}
+		if live.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue && (owner(live) == "" || owner(live) == m.opts.Instance) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
