@@ -101,6 +101,8 @@ type Result struct {
 	Rollouts map[string]*dataplane.State `json:"rollouts,omitempty"`
 	// PruneHeld says why prune did not run although objects were stale.
 	PruneHeld string `json:"pruneHeld,omitempty"`
+	// Notes are the render's: the files it did not read, and its warnings.
+	renderer.Notes
 }
 
 // Reconciler drives one spec directory into a cluster.
@@ -158,6 +160,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 		res.Reason = ReasonRenderFailed
 		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)
 	}
+	res.Notes = bundle.Notes
 	if err := r.validate(bundle, res); err != nil {
 		return res, err
 	}

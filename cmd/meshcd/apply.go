@@ -11,6 +11,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/health"
+	"github.com/meshcd/meshcd/renderer"
 )
 
 // reconcileFlags are the flags shared by commands that reconcile.
@@ -25,6 +26,8 @@ type reconcileFlags struct {
 	istiod     string
 	allowKinds []string
 	namespaces []string
+	// render is registered only by the commands that render.
+	render renderFlags
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -64,6 +67,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
 	opts.Admit = admit.Policy{Allow: f.allowKinds, Namespaces: f.namespaces}
+	opts.Render = f.render.options()
 	return opts
 }
 
@@ -93,6 +97,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 					return err
 				}
 			} else {
+				printNotes(cmd.ErrOrStderr(), res.Notes)
 				printResult(stdout, res, time.Since(start))
 			}
 			switch {
@@ -108,6 +113,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.render.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -115,7 +121,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 // printResult writes a reconcile's outcome for a terminal.
 func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
 	if len(res.Findings) > 0 {
-		_ = printFindings(w, res.Findings, "text")
+		_ = printFindings(w, res.Findings, renderer.Notes{}, "text")
 	}
 	if res.Applied != nil {
 		fmt.Fprintf(w, "applied: %s\n", res.Applied.Summary())

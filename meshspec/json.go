@@ -1,0 +1,153 @@
+package meshspec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxJSONDepth bounds how deeply a JSON manifest may nest, as encoding/json
+// bounds it.
+const maxJSONDepth = 10000
+
+// LoadJSON reads the JSON manifests of one file: one or more JSON values,
+// each an object (a manifest, or a List of them, as kubectl reads a .json
+// file). The objects are checked exactly as Load checks YAML documents,
+// and errors name file:line:column.
+//
+// JSON is read with encoding/json, not as YAML: YAML parsers refuse JSON
+// escapes such as "\/" and surrogate pairs that every JSON encoder writes.
+func LoadJSON(file string, data []byte) (*Set, error) {
+	if len(data) > MaxFileSize {
+		return nil, &FieldError{Position: Position{File: file}, Message: fmt.Sprintf("file is %d bytes, more than the %d meshcd reads; split it", len(data), MaxFileSize)}
+	}
+	docs, err := jsonDocuments(file, data)
+	if err != nil {
+		return nil, err
+	}
+	set := NewSet()
+	budget := MaxNodes
+	var errs []error
+	for _, doc := range docs {
+		if err := loadDocument(set, file, doc, &budget); err != nil {
+			errs = append(errs, err)
+		}
+		if budget < 0 {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return set, nil
+}
+
+// jsonDocuments parses the JSON values of data into YAML nodes carrying
+// their line and column, so that one walker checks both formats.
+func jsonDocuments(file string, data []byte) ([]*yaml.Node, error) {
+	r := &jsonReader{file: file, data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	r.dec.UseNumber()
+	var docs []*yaml.Node
+	for {
+		n, err := r.value(0)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, n)
+	}
+}
+
+// jsonReader turns the tokens of a JSON stream into YAML nodes.
+type jsonReader struct {
+	file string
+	data []byte
+	dec  *json.Decoder
+}
+
+// at returns the line and column of the first token at or after offset,
+// skipping the whitespace and separators encoding/json leaves before it.
+func (r *jsonReader) at(offset int64) (line, column int) {
+	i := int(min(max(offset, 0), int64(len(r.data))))
+	for i < len(r.data) && bytes.IndexByte([]byte(" \t\r\n,:"), r.data[i]) >= 0 {
+		i++
+	}
+	line = 1 + bytes.Count(r.data[:i], []byte("\n"))
+	start := bytes.LastIndexByte(r.data[:i], '\n') + 1
+	return line, 1 + utf8.RuneCount(r.data[start:i])
+}
+
+// fail turns a decoding error into a FieldError at its place in the file.
+func (r *jsonReader) fail(err error, offset int64) error {
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		offset = max(syntax.Offset-1, 0)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		offset = int64(len(r.data))
+	}
+	line, col := r.at(offset)
+	return &FieldError{Position: Position{File: r.file, Line: line, Column: col}, Message: "malformed JSON: " + err.Error()}
+}
+
+// value reads one JSON value; io.EOF when the stream has ended between values.
+func (r *jsonReader) value(depth int) (*yaml.Node, error) {
+	start := r.dec.InputOffset()
+	tok, err := r.dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) && depth == 0 {
+			return nil, io.EOF
+		}
+		return nil, r.fail(err, start)
+	}
+	line, col := r.at(start)
+	n := &yaml.Node{Line: line, Column: col}
+	switch t := tok.(type) {
+	case json.Delim:
+		if depth >= maxJSONDepth {
+			return nil, &FieldError{Position: Position{File: r.file, Line: line, Column: col}, Message: fmt.Sprintf("JSON nests deeper than %d levels; meshcd refuses it", maxJSONDepth)}
+		}
+		n.Kind, n.Tag, n.Style = yaml.SequenceNode, "!!seq", yaml.FlowStyle
+		if t == '{' {
+			n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		}
+		for r.dec.More() {
+			if n.Kind == yaml.MappingNode {
+				key, err := r.value(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, key)
+			}
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, v)
+		}
+		end := r.dec.InputOffset()
+		if _, err := r.dec.Token(); err != nil {
+			return nil, r.fail(err, end)
+		}
+	case string:
+		n.Kind, n.Tag, n.Value, n.Style = yaml.ScalarNode, "!!str", t, yaml.DoubleQuotedStyle
+	case json.Number:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!float", t.String()
+		if _, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			n.Tag = "!!int"
+		}
+	case bool:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!bool", strconv.FormatBool(t)
+	case nil:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!null", "null"
+	}
+	return n, nil
+}
