@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -71,28 +72,48 @@ type jsonReader struct {
 	file string
 	data []byte
 	dec  *json.Decoder
+	// lines are the offsets at which the lines of data start.
+	lines []int
+	// last is the place at returned last.
+	last struct{ line, offset, column int }
 }
 
 // at returns the line and column of the first token at or after offset,
 // skipping the whitespace and separators encoding/json leaves before it.
 func (r *jsonReader) at(offset int64) (line, column int) {
+	if r.lines == nil {
+		r.lines = []int{0}
+		for i, c := range r.data {
+			if c == '\n' {
+				r.lines = append(r.lines, i+1)
+			}
+		}
+	}
 	i := int(min(max(offset, 0), int64(len(r.data))))
 	for i < len(r.data) && bytes.IndexByte([]byte(" \t\r\n,:"), r.data[i]) >= 0 {
 		i++
 	}
-	line = 1 + bytes.Count(r.data[:i], []byte("\n"))
-	start := bytes.LastIndexByte(r.data[:i], '\n') + 1
-	return line, 1 + utf8.RuneCount(r.data[start:i])
+	line, _ = slices.BinarySearch(r.lines, i+1) // the lines starting at or before i
+	from, column := r.lines[line-1], 1
+	if r.last.line == line && r.last.offset <= i {
+		// Tokens come in order: count on from the last one, so that a
+		// long line (minified JSON) is not counted again for each token.
+		from, column = r.last.offset, r.last.column
+	}
+	column += utf8.RuneCount(r.data[from:i])
+	r.last.line, r.last.offset, r.last.column = line, i, column
+	return line, column
 }
 
-// fail turns a decoding error into a FieldError at its place in the file.
+// fail turns a decoding error inside a value into a FieldError at its
+// place in the file.
 func (r *jsonReader) fail(err error, offset int64) error {
 	var syntax *json.SyntaxError
 	switch {
 	case errors.As(err, &syntax):
 		offset = max(syntax.Offset-1, 0)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		offset = int64(len(r.data))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		err, offset = io.ErrUnexpectedEOF, int64(len(r.data))
 	}
 	line, col := r.at(offset)
 	return &FieldError{Position: Position{File: r.file, Line: line, Column: col}, Message: "malformed JSON: " + err.Error()}
