@@ -52,6 +52,9 @@ func LoadJSON(file string, data []byte) (*Set, error) {
 // jsonDocuments parses the JSON values of data into YAML nodes carrying
 // their line and column, so that one walker checks both formats.
 func jsonDocuments(file string, data []byte) ([]*yaml.Node, error) {
+	// A byte order mark, as some Windows editors write, is no JSON; an
+	// editor counts no column for it.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	r := &jsonReader{file: file, data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	r.dec.UseNumber()
 	var docs []*yaml.Node

@@ -141,6 +141,12 @@ func TestLoadJSON_ReadsObjectsListsAndStreamsLikeYAML(t *testing.T) {
 	if set, err := LoadJSON("s.json", stream); err != nil || len(set.Manifests) != 2 {
 		t.Errorf("a stream of two objects: %v", err)
 	}
+	bom := append([]byte("\xef\xbb\xbf"), `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}`...)
+	if set, err := LoadJSON("bom.json", bom); err != nil || len(set.Manifests) != 1 {
+		t.Errorf("a file with a byte order mark: %v", err)
+	} else if pos, _ := set.Origin(RefOf(set.Manifests[0])); pos.String() != "bom.json:1:1" {
+		t.Errorf("a byte order mark takes no column: got %s", pos)
+	}
 }
 
 func TestLoadJSON_RefusesWithFileLineAndColumn(t *testing.T) {
