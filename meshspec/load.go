@@ -217,6 +217,9 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 	if apiVersion == "" || kind == "" {
 		return &FieldError{Position: pos, Message: "document has no apiVersion or kind; every document must name both"}
 	}
+	if items, ok := listItems(doc, kind); ok {
+		return loadList(set, file, items, budget)
+	}
 	w := &walker{file: file, object: objectOf(doc, kind), budget: budget, positions: map[string]Position{}}
 	if strings.HasPrefix(apiVersion, Group+"/") {
 		return loadSpec(set, w, doc, pos, apiVersion, kind)
@@ -231,6 +234,68 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 		return &FieldError{Position: pos, Object: kind, Field: "metadata.name", Message: "a manifest needs a name"}
 	}
 	return set.addManifest(obj, pos)
+}
+
+// listItems returns the items of a List document: kind List, or a kind
+// ending in List (ConfigMapList, as the API server's lists are called) with
+// an items field. kubectl unpacks every object whose items field is a list;
+// meshcd also asks for the List kind, so that a resource that merely has
+// an items field is not taken apart, and so that a custom kind such as
+// IPAllowList without items stays one object.
+func listItems(doc *yaml.Node, kind string) (*yaml.Node, bool) {
+	items := valueOf(doc, "items")
+	if kind != "List" && (items == nil || !strings.HasSuffix(kind, "List")) {
+		return nil, false
+	}
+	return items, true
+}
+
+// loadList adds the items of a List, each checked as a document of its
+// own and kept with its own position; an item's errors name its index.
+func loadList(set *Set, file string, items *yaml.Node, budget *int) error {
+	if items == nil || items.Kind == yaml.ScalarNode && items.Tag == "!!null" {
+		return nil
+	}
+	if items.Kind != yaml.SequenceNode {
+		return &FieldError{Position: Position{File: file, Line: items.Line, Column: items.Column}, Field: "items", Message: fmt.Sprintf("want a list of objects, not a %s", nodeKind(items))}
+	}
+	var errs []error
+	for i, item := range items.Content {
+		if *budget--; *budget < 0 {
+			errs = append(errs, &FieldError{Position: Position{File: file, Line: item.Line, Column: item.Column}, Field: fmt.Sprintf("items[%d]", i), Message: fmt.Sprintf("file expands to more than %d YAML nodes; meshcd refuses it", MaxNodes)})
+			break
+		}
+		if item.Kind == yaml.AliasNode && item.Alias != nil {
+			item = item.Alias
+		}
+		var err error
+		if item.Kind == yaml.MappingNode {
+			err = loadDocument(set, file, item, budget)
+		} else {
+			err = &FieldError{Position: Position{File: file, Line: item.Line, Column: item.Column}, Message: "a List item must be an object with apiVersion and kind"}
+		}
+		if err != nil {
+			errs = append(errs, inItem(err, i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inItem roots the field paths of an item's errors at items[i] of its List.
+func inItem(err error, i int) error {
+	switch e := err.(type) {
+	case *FieldError:
+		field := fmt.Sprintf("items[%d]", i)
+		if e.Field != "" {
+			field = join(field, e.Field)
+		}
+		e.Field = field
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			inItem(inner, i)
+		}
+	}
+	return err
 }
 
 // loadSpec decodes a meshcd.dev document strictly.
@@ -704,4 +769,42 @@ func sortErrors(errs []error) {
 		}
 		return a.Column < b.Column
 	})
+}
+
+// HoldsObjects reports whether data, JSON when isJSON and YAML otherwise,
+// may hold Kubernetes objects: whether one of its documents is a mapping
+// with an apiVersion or a kind key, or data cannot be parsed (so that its
+// parse error is reported, never skipped). A file of which it is false, such
+// as a CI workflow, a linter's settings or package.json, names no object
+// at all; a manifest missing one of the two keys still holds objects, and
+// its error is reported.
+func HoldsObjects(data []byte, isJSON bool) bool {
+	var docs []*yaml.Node
+	if isJSON {
+		var err error
+		if docs, err = jsonDocuments("", data); err != nil {
+			return true
+		}
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return true
+			}
+			if len(doc.Content) > 0 {
+				docs = append(docs, doc.Content[0])
+			}
+		}
+	}
+	for _, d := range docs {
+		if d.Kind == yaml.MappingNode && (valueOf(d, "apiVersion") != nil || valueOf(d, "kind") != nil) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package meshspec
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -178,6 +179,29 @@ func (s *Set) addManifest(o *unstructured.Unstructured, pos Position) error {
 	}
 	s.Manifests = append(s.Manifests, o)
 	return nil
+}
+
+// DefaultNamespace puts every plain manifest that names no namespace, and
+// whose kind namespaced reports as namespaced, in ns, as kubectl does with
+// its --namespace flag or "default". Spec documents are left alone: a
+// MeshService must name its namespace. An object that then collides with
+// another is an error naming both places.
+func (s *Set) DefaultNamespace(ns string, namespaced func(schema.GroupKind) bool) error {
+	var errs []error
+	for _, m := range s.Manifests {
+		ref := RefOf(m)
+		if ref.Namespace != "" || !namespaced(schema.GroupKind{Group: ref.Group, Kind: ref.Kind}) {
+			continue
+		}
+		d := s.docs[ref]
+		delete(s.docs, ref)
+		m.SetNamespace(ns)
+		if err := s.add(RefOf(m), d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sortErrors(errs)
+	return errors.Join(errs...)
 }
 
 // Sort orders every list by namespace and name, so output never depends on

@@ -111,6 +111,8 @@ type Result struct {
 	// Held is the prune the mass-prune guard holds, HeldObjects its objects.
 	Held        *inventory.Held `json:"held,omitempty"`
 	HeldObjects []string        `json:"heldObjects,omitempty"`
+	// Notes are the render's: the files it did not read, and its warnings.
+	renderer.Notes
 }
 
 // Reconciler drives one spec directory into a cluster.
@@ -177,6 +179,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 		res.Reason = ReasonRenderFailed
 		return res, fmt.Errorf("render failed, nothing applied or pruned: %w", err)
 	}
+	res.Notes = bundle.Notes
 	if err := r.validate(bundle, res); err != nil {
 		return res, err
 	}

@@ -21,13 +21,13 @@ func fuzzSeeds(f *testing.F) [][]byte {
 			f.Fatal(err)
 		}
 		for _, dir := range dirs {
-			files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+			files, err := filepath.Glob(filepath.Join(dir, "*"))
 			if err != nil {
 				f.Fatal(err)
 			}
 			var stream [][]byte
 			for _, file := range files {
-				if filepath.Base(file) == "kustomization.yaml" {
+				if filepath.Base(file) == "kustomization.yaml" || formatOf(file) == notManifest {
 					continue
 				}
 				data, err := os.ReadFile(file)
@@ -35,7 +35,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 					f.Fatal(err)
 				}
 				seeds = append(seeds, data)
-				stream = append(stream, data)
+				if formatOf(file) == yamlFormat {
+					stream = append(stream, data)
+				}
 			}
 			if len(stream) > 1 {
 				seeds = append(seeds, bytes.Join(stream, []byte("\n---\n")))
@@ -48,9 +50,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	return seeds
 }
 
-// FuzzRender writes the input as the one file of a spec directory and
-// renders it. A render never panics and fails with an error naming the
-// file; a render that succeeds gives objects that each have an apiVersion,
+// FuzzRender writes the input as the one file of a spec directory, named
+// spec.json when it starts with "{" and spec.yaml otherwise, and renders
+// it. A render never panics and fails with an error naming the file; a render that succeeds gives objects that each have an apiVersion,
 // a kind, a name, meshcd's ownership label and an origin in the file,
 // sorted by group, kind, namespace and name without a duplicate, and the
 // same objects in the same order when the input is rendered again.
@@ -59,9 +61,15 @@ func FuzzRender(f *testing.F) {
 		f.Add(s)
 	}
 	dir := f.TempDir()
-	file := filepath.Join(dir, "spec.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := os.WriteFile(file, data, 0o644); err != nil {
+		name, other := "spec.yaml", "spec.json"
+		if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+			name, other = other, name
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, other)); err != nil {
 			t.Fatal(err)
 		}
 		b, err := Render(dir, DefaultOptions())
@@ -71,7 +79,7 @@ func FuzzRender(f *testing.F) {
 			}
 			if msg := err.Error(); strings.TrimSpace(msg) == "" {
 				t.Errorf("empty error message (%T)", err)
-			} else if !strings.HasPrefix(msg, "spec.yaml") {
+			} else if !strings.HasPrefix(msg, name) {
 				t.Errorf("error does not start with the file name: %v", err)
 			}
 			return
@@ -89,8 +97,8 @@ func FuzzRender(f *testing.F) {
 			if o.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
 				t.Errorf("%s lacks %s=%s", ref, ambient.LabelManagedBy, ambient.ManagedByValue)
 			}
-			if pos := b.Origin(o); pos.File != "spec.yaml" || pos.Line <= 0 {
-				t.Errorf("%s has origin %q, not a line of spec.yaml", ref, pos)
+			if pos := b.Origin(o); pos.File != name || pos.Line <= 0 {
+				t.Errorf("%s has origin %q, not a line of %s", ref, pos, name)
 			}
 			if i > 0 && !prev.Less(ref) {
 				t.Errorf("objects out of order or twice: %s then %s", prev, ref)

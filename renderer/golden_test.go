@@ -14,7 +14,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // Stream renders a bundle as a YAML stream, each object preceded by the
-// place it came from.
+// place it came from, and then the files it skipped and its warnings.
 func stream(t *testing.T, b *Bundle) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -24,6 +24,12 @@ func stream(t *testing.T, b *Bundle) []byte {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&out, "---\n# from %s\n%s", b.Origin(o), y)
+	}
+	for _, s := range b.Notes.Skipped {
+		fmt.Fprintf(&out, "# skipped %s: %s\n", s.Path, s.Reason)
+	}
+	for _, w := range b.Notes.Warnings {
+		fmt.Fprintf(&out, "# warning: %s\n", w)
 	}
 	return out.Bytes()
 }

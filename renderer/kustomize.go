@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -19,30 +20,67 @@ import (
 // loadKustomization builds dir with kustomize: plugins off, no remote
 // bases, nothing read from outside the repository dir belongs to, and a
 // panic inside kustomize turned into an error.
-func loadKustomization(dir string) (set *meshspec.Set, err error) {
+//
+// The files under dir that the build did not read are returned as skipped:
+// kustomize reads only what a kustomization names.
+func loadKustomization(dir string) (set *meshspec.Set, skipped []Skip, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("spec directory %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("spec directory %s: %w", dir, err)
 	}
 	root := repositoryRoot(abs)
 	if err := refuseRemote(abs, root); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			set, err = nil, fmt.Errorf("kustomize build of %s failed: %v", dir, r)
+			set, skipped, err = nil, nil, fmt.Errorf("kustomize build of %s failed: %v", dir, r)
 		}
 	}()
 	opts := krusty.MakeDefaultOptions()
-	resources, err := krusty.MakeKustomizer(opts).Run(confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root}, abs)
+	fsys := confinedFS{FileSystem: filesys.MakeFsOnDisk(), root: root, read: &readLog{paths: map[string]bool{}}}
+	resources, err := krusty.MakeKustomizer(opts).Run(fsys, abs)
 	if err != nil {
-		return nil, fmt.Errorf("kustomize build of %s failed: %w", dir, err)
+		return nil, nil, fmt.Errorf("kustomize build of %s failed: %w", dir, err)
 	}
 	out, err := resources.AsYaml()
 	if err != nil {
-		return nil, fmt.Errorf("kustomize build of %s failed: %w", dir, err)
+		return nil, nil, fmt.Errorf("kustomize build of %s failed: %w", dir, err)
 	}
-	return meshspec.Load(filepath.ToSlash(dir)+" (kustomize build)", out)
+	if set, err = meshspec.Load(filepath.ToSlash(dir)+" (kustomize build)", out); err != nil {
+		return nil, nil, err
+	}
+	files, skipped, err := specFiles(abs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range files {
+		if !fsys.read.has(filepath.Join(abs, f)) {
+			skipped = append(skipped, Skip{Path: filepath.ToSlash(f), Reason: skipUnlisted})
+		}
+	}
+	sortSkips(skipped)
+	return set, skipped, nil
+}
+
+// readLog records the files kustomize read, by absolute path.
+type readLog struct {
+	mu    sync.Mutex
+	paths map[string]bool
+}
+
+func (l *readLog) add(path string) {
+	if abs, err := filepath.Abs(path); err == nil {
+		l.mu.Lock()
+		l.paths[abs] = true
+		l.mu.Unlock()
+	}
+}
+
+func (l *readLog) has(abs string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.paths[abs]
 }
 
 // repositoryRoot is the nearest parent of dir holding .git, or dir itself:
@@ -165,6 +203,7 @@ func rel(root, path string) string {
 type confinedFS struct {
 	filesys.FileSystem
 	root string
+	read *readLog
 }
 
 var errOutside = errors.New("is outside the repository; kustomize may only read files inside it")
@@ -224,6 +263,7 @@ func (c confinedFS) ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	c.read.add(path)
 	return data, nil
 }
 

@@ -1,17 +1,16 @@
 package renderer
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
@@ -26,11 +25,15 @@ type Options struct {
 	// Instance, when set, names the meshcd instance that owns every object
 	// rendered (label meshcd.dev/instance).
 	Instance string `json:",omitempty"`
+	// Namespace is where a manifest of a namespaced kind that names no
+	// namespace is placed, as kubectl places it: "default" unless told
+	// otherwise (kubectl's --namespace). Empty means "default".
+	Namespace string
 }
 
 // DefaultOptions returns the options of a default Istio install.
 func DefaultOptions() Options {
-	return Options{RootNamespace: meshspec.DefaultRootNamespace, TrustDomain: "cluster.local"}
+	return Options{RootNamespace: meshspec.DefaultRootNamespace, TrustDomain: "cluster.local", Namespace: metav1.NamespaceDefault}
 }
 
 // Bundle is the output of a render.
@@ -39,6 +42,8 @@ type Bundle struct {
 	Objects []*unstructured.Unstructured
 	// Spec is the loaded, completed spec, DataplaneRollouts included.
 	Spec *meshspec.Set
+	// Notes list the files not read and warn about the input.
+	Notes Notes
 
 	origins map[meshspec.Ref]meshspec.Position
 }
@@ -61,19 +66,37 @@ func Render(dir string, opts Options) (*Bundle, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("spec directory %s is not a directory", dir)
 	}
-	var set *meshspec.Set
+	ns := cmp.Or(opts.Namespace, metav1.NamespaceDefault)
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return nil, fmt.Errorf("namespace %q for manifests that name none is not a valid namespace: %s", ns, strings.Join(errs, "; "))
+	}
+	var (
+		set   *meshspec.Set
+		notes Notes
+	)
 	if hasKustomization(dir) {
-		set, err = loadKustomization(dir)
+		set, notes.Skipped, err = loadKustomization(dir)
 	} else {
-		set, err = loadFiles(dir)
+		set, notes.Skipped, err = loadFiles(dir)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := set.DefaultNamespace(ns, scopesOf(set.Manifests).namespaced); err != nil {
 		return nil, err
 	}
 	if err := set.Complete(opts.RootNamespace); err != nil {
 		return nil, err
 	}
-	return compile(set, opts)
+	b, err := compile(set, opts)
+	if err != nil {
+		return nil, err
+	}
+	if set.Len() == 0 {
+		notes.Warnings = append(notes.Warnings, fmt.Sprintf("spec directory %s holds no manifests (%d files skipped), so there is nothing to apply; check the path: %s", dir, len(notes.Skipped), manifestsHint))
+	}
+	b.Notes = notes
+	return b, nil
 }
 
 func hasKustomization(dir string) bool {
@@ -83,83 +106,6 @@ func hasKustomization(dir string) bool {
 		}
 	}
 	return false
-}
-
-// loadFiles reads every YAML file under dir, skipping hidden entries, and
-// refuses symlinks that lead out of dir. Files are decoded in parallel and
-// merged in path order, so the result does not depend on scheduling.
-func loadFiles(dir string) (*meshspec.Set, error) {
-	root, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("spec directory %s: %w", dir, err)
-	}
-	var paths []string
-	walkErr := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		if rel != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !isYAML(d.Name()) {
-			return nil
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			target, err := filepath.EvalSymlinks(path)
-			if err != nil {
-				return fmt.Errorf("%s: broken symlink: %w", rel, err)
-			}
-			if r, err := filepath.Rel(root, target); err != nil || strings.HasPrefix(r, "..") {
-				return fmt.Errorf("%s: symlink leads out of the spec directory (to %s); copy the file in instead", rel, target)
-			}
-		}
-		paths = append(paths, rel)
-		return nil
-	})
-	if walkErr != nil {
-		return nil, walkErr
-	}
-	sets := make([]*meshspec.Set, len(paths))
-	errs := make([]error, len(paths))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), len(paths)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				data, err := readBounded(filepath.Join(root, paths[i]))
-				if err != nil {
-					errs[i] = fmt.Errorf("%s: %w", paths[i], err)
-					continue
-				}
-				sets[i], errs[i] = meshspec.Load(filepath.ToSlash(paths[i]), data)
-			}
-		}()
-	}
-	for i := range paths {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	set := meshspec.NewSet()
-	for _, s := range sets {
-		if err := set.Merge(s); err != nil {
-			return nil, err
-		}
-	}
-	return set, nil
-}
-
-func isYAML(name string) bool {
-	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 
 // readBounded reads a file, refusing one larger than the loader accepts

@@ -11,6 +11,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/health"
+	"github.com/meshcd/meshcd/renderer"
 )
 
 // reconcileFlags are the flags shared by commands that reconcile.
@@ -26,6 +27,8 @@ type reconcileFlags struct {
 	istiod     string
 	allowKinds []string
 	namespaces []string
+	// render is registered only by the commands that render.
+	render renderFlags
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -67,6 +70,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
 	opts.Admit = admit.Policy{Allow: f.allowKinds, Namespaces: f.namespaces}
+	opts.Render = f.render.options()
 	return opts
 }
 
@@ -96,6 +100,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 					return err
 				}
 			} else {
+				printNotes(cmd.ErrOrStderr(), res.Notes)
 				printResult(stdout, res, time.Since(start))
 			}
 			switch {
@@ -111,6 +116,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.render.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -118,7 +124,7 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 // printResult writes a reconcile's outcome for a terminal.
 func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
 	if len(res.Findings) > 0 {
-		_ = printFindings(w, res.Findings, "text")
+		_ = printFindings(w, res.Findings, renderer.Notes{}, "text")
 	}
 	if res.Applied != nil {
 		fmt.Fprintf(w, "applied: %s\n", res.Applied.Summary())

@@ -40,6 +40,7 @@ func newDiffCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.render.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }

@@ -71,6 +71,7 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.render.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "report format: text, json or markdown")
 	cmd.Flags().BoolVar(&watch, "watch", false, "keep watching and report each drift as it happens")
 	cmd.Flags().StringVar(&mode, "mode", string(drift.ModeReport), "with --watch: correct (re-apply) or report (detect only)")

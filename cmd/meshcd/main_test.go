@@ -98,3 +98,105 @@ func TestRender_WritesYAMLOrJSON(t *testing.T) {
 		t.Fatalf("bad format: exit %d, %q", code, errOut)
 	}
 }
+
+func TestRender_ListsSkippedFilesOnStderrOrInTheJSONList(t *testing.T) {
+	d := dir(t, map[string]string{
+		"cm.YML":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"README.md": "# mesh\n",
+	})
+	code, out, errOut := meshcd("render", d)
+	if code != 0 || !strings.Contains(out, "namespace: default") {
+		t.Fatalf("exit %d, the ConfigMap is not in default:\n%s%s", code, out, errOut)
+	}
+	if want := "skipped: README.md: not a manifest"; !strings.Contains(errOut, want) || strings.Contains(out, "skipped") {
+		t.Fatalf("want %q on stderr only:\nstdout %s\nstderr %s", want, out, errOut)
+	}
+	code, out, errOut = meshcd("render", "-o", "json", d)
+	var list struct {
+		Items   []map[string]any `json:"items"`
+		Skipped []struct{ Path, Reason string }
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || code != 0 || len(list.Items) != 1 || len(list.Skipped) != 1 || list.Skipped[0].Path != "README.md" || errOut != "" {
+		t.Fatalf("json: exit %d, %v, %+v, stderr %q", code, err, list.Skipped, errOut)
+	}
+}
+
+func TestRender_WarnsOnAnEmptySpecDirectory(t *testing.T) {
+	d := dir(t, map[string]string{"notes.txt": "later\n"})
+	code, out, errOut := meshcd("render", d)
+	if code != 0 || out != "" || !strings.Contains(errOut, "warning: spec directory "+d+" holds no manifests") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// l7AtZtunnelNoNamespace is l7AtZtunnel with the policy in no namespace and
+// the ambient label on the Namespace kubectl would place it in.
+const l7AtZtunnelNoNamespace = `apiVersion: v1
+kind: Namespace
+metadata: {name: NS, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: orders}
+spec:
+  selector: {matchLabels: {app: orders}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+`
+
+func TestValidate_ManifestWithoutANamespaceIsCheckedInDefaultOrTheFlagsNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		ns   string
+		args []string
+	}{{"default", nil}, {"shop", []string{"-n", "shop"}}, {"team", []string{"--namespace", "team"}}} {
+		t.Run(tc.ns, func(t *testing.T) {
+			d := dir(t, map[string]string{"policy.yaml": strings.Replace(l7AtZtunnelNoNamespace, "NS", tc.ns, 1)})
+			code, out, errOut := meshcd(append(append([]string{"validate"}, tc.args...), d)...)
+			if want := "policy.yaml:5: error AMB020 AuthorizationPolicy " + tc.ns + "/orders"; code != 1 || !strings.Contains(out, want) {
+				t.Fatalf("exit %d, want %q:\n%s%s", code, want, out, errOut)
+			}
+		})
+	}
+	d := dir(t, map[string]string{"policy.yaml": strings.Replace(l7AtZtunnelNoNamespace, "NS", "shop", 1)})
+	if code, out, _ := meshcd("validate", d); code != 0 {
+		t.Fatalf("the policy is in default, which is not ambient here: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := meshcd("validate", "-n", "Bad_NS", d); code != 2 || !strings.Contains(errOut, `namespace "Bad_NS" for manifests that name none is not a valid namespace`) {
+		t.Fatalf("a bad --namespace: exit %d, %q", code, errOut)
+	}
+}
+
+func TestValidate_ReadsListsAndJSONAndReportsSkippedFiles(t *testing.T) {
+	list := `{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"istio.io/dataplane-mode": "ambient"}}},
+  {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": {"name": "orders", "namespace": "shop"},
+   "spec": {"selector": {"matchLabels": {"app": "orders"}}, "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}}
+]}`
+	d := dir(t, map[string]string{"mesh.json": list, "package.json": `{"name": "site"}`})
+	code, out, errOut := meshcd("validate", d)
+	if code != 1 || !strings.Contains(out, "mesh.json:3: error AMB020 AuthorizationPolicy shop/orders") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "skipped: package.json: names no Kubernetes object") {
+		t.Fatalf("stderr lacks the skipped file: %q", errOut)
+	}
+	code, out, _ = meshcd("validate", "-o", "json", d)
+	var doc struct {
+		Findings []map[string]any `json:"findings"`
+		Skipped  []struct{ Path, Reason string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 1 || len(doc.Findings) != 1 || len(doc.Skipped) != 1 || doc.Skipped[0].Path != "package.json" {
+		t.Fatalf("json: exit %d, %v:\n%s", code, err, out)
+	}
+	code, out, errOut = meshcd("validate", d, d)
+	if want := "skipped: " + d + "/package.json:"; code != 1 || !strings.Contains(errOut, want) {
+		t.Fatalf("several directories: exit %d, want %q in stderr:\n%s%s", code, want, out, errOut)
+	}
+}
+
+func TestValidate_ListItemErrorNamesFileLineAndIndex(t *testing.T) {
+	d := dir(t, map[string]string{"list.yaml": "apiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n  - {apiVersion: v1, metadata: {name: b}}\n"})
+	code, _, errOut := meshcd("validate", d)
+	if code != 2 || !strings.Contains(errOut, "list.yaml:5:5: items[1]: document has no apiVersion or kind") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
-	"github.com/meshcd/meshcd/renderer"
 )
 
 func newPlanCommand(stdout io.Writer) *cobra.Command {
@@ -54,7 +53,7 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("head: %w", err)
 			}
-			p, err := plan.Compute(b.Revision, b.Dir, h.Revision, h.Dir, renderer.DefaultOptions())
+			p, err := plan.Compute(b.Revision, b.Dir, h.Revision, h.Dir, flags.render.options())
 			if err != nil {
 				return err
 			}
@@ -78,6 +77,9 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 					p.Live = append(p.Live, s+": would be pruned")
 				}
 			}
+			if output != "json" {
+				printNotes(cmd.ErrOrStderr(), p.Notes)
+			}
 			switch output {
 			case "markdown":
 				fmt.Fprint(stdout, p.Markdown(plan.MaxComment))
@@ -99,6 +101,7 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.render.register(cmd)
 	cmd.Flags().StringVar(&repo, "repo", ".", "repository: a local path or a URL")
 	cmd.Flags().StringVar(&path, "path", ".", "spec directory inside the repository")
 	cmd.Flags().StringVar(&base, "base", "main", "base branch")

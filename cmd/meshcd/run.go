@@ -55,6 +55,7 @@ func newRunCommand() *cobra.Command {
 		},
 	}
 	f.reconcile.register(cmd)
+	f.reconcile.render.register(cmd)
 	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL: file://, https:// or ssh:// (required)")
 	cmd.Flags().StringVar(&f.branch, "branch", "main", "branch to follow")
 	cmd.Flags().StringVar(&f.tag, "tag", "", "tag to pin instead of a branch")

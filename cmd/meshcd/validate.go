@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,6 +21,7 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 		allow  []string
 		live   bool
 		kube   kubeFlags
+		render renderFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "validate DIR...",
@@ -41,14 +44,25 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 				}
 			}
 			findings := []rules.Finding{}
+			var notes renderer.Notes
 			for _, dir := range args {
-				b, err := renderer.Render(dir, renderer.DefaultOptions())
+				b, err := renderer.Render(dir, render.options())
 				if err != nil {
 					return err
 				}
 				findings = append(findings, rules.Check(b.Objects, rules.Options{Origin: b.Origin, Allow: allow, Context: context})...)
+				for _, s := range b.Notes.Skipped {
+					if len(args) > 1 {
+						s.Path = path.Join(filepath.ToSlash(dir), s.Path)
+					}
+					notes.Skipped = append(notes.Skipped, s)
+				}
+				notes.Warnings = append(notes.Warnings, b.Notes.Warnings...)
 			}
-			if err := printFindings(stdout, findings, output); err != nil {
+			if output == "text" {
+				printNotes(cmd.ErrOrStderr(), notes)
+			}
+			if err := printFindings(stdout, findings, notes, output); err != nil {
 				return err
 			}
 			if rules.HasErrors(findings) {
@@ -61,18 +75,20 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringSliceVar(&allow, "allow-finding", nil, "rule id whose findings are ignored, such as AMB013 (repeatable)")
 	cmd.Flags().BoolVar(&live, "live", false, "resolve references (Services, waypoints, namespace labels) against the cluster's live objects")
 	kube.register(cmd)
+	render.register(cmd)
 	return cmd
 }
 
-// printFindings writes findings as lines for a terminal or as the JSON
-// document {"findings": [...]}.
-func printFindings(w io.Writer, findings []rules.Finding, output string) error {
+// printFindings writes findings as lines for a terminal, or as the JSON
+// document {"findings": [...]} with the render's notes beside them.
+func printFindings(w io.Writer, findings []rules.Finding, notes renderer.Notes, output string) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			Findings []rules.Finding `json:"findings"`
-		}{findings})
+			renderer.Notes
+		}{findings, notes})
 	}
 	counts := map[rules.Severity]int{}
 	for _, f := range findings {

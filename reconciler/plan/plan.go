@@ -50,6 +50,9 @@ type Plan struct {
 	Order []string `json:"order,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
+	// Notes are the head's render notes: the files it did not read, and
+	// its warnings.
+	renderer.Notes
 }
 
 // HasChanges reports whether merging the head changes any object.
@@ -74,6 +77,7 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 	if err != nil {
 		return nil, fmt.Errorf("head %s does not render: %w", headRev, err)
 	}
+	p.Notes = h.Notes
 	afterFindings := rules.Check(h.Objects, rules.Options{Origin: h.Origin})
 	p.Changes, err = compare(before, h.Objects)
 	if err != nil {
