@@ -101,12 +101,13 @@ func quoted(ss []string) []string {
 	return out
 }
 
-// Owned returns the entries whose objects exist and carry meshcd's label
-// for this instance (or for none): the ones another process of this
-// instance applied again after this one pruned them, and whose entries
-// must therefore stay.
+// Owned returns the entries whose objects exist, carry meshcd's label for
+// this instance (or for none) and are not handed to another instance: the
+// ones another process of this instance applied again after this one
+// pruned them, and whose entries must therefore stay.
 func (m *Manager) Owned(ctx context.Context, entries []inventory.Entry) ([]inventory.Entry, error) {
 	var out []inventory.Entry
+	cl := m.newClaims()
 	for _, e := range entries {
 		stub, err := e.Object()
 		if err != nil {
@@ -121,7 +122,14 @@ func (m *Manager) Owned(ctx context.Context, entries []inventory.Entry) ([]inven
 		case err != nil:
 			return nil, fmt.Errorf("%s read after prune failed: %w", e, err)
 		}
-		if live.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue && (owner(live) == "" || owner(live) == m.opts.Instance) {
+		if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
+			continue
+		}
+		released, err := m.releasedTo(ctx, cl, e.ID, live)
+		if err != nil {
+			return nil, err
+		}
+		if released == "" {
 			out = append(out, e)
 		}
 	}
