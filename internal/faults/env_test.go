@@ -229,6 +229,9 @@ func (e *env) count(v version, before map[objectKey]types.UID) (lost, orphaned, 
 		}
 		for _, o := range l.Items {
 			k := objectKey{kind, o.GetNamespace(), o.GetName()}
+			if other := o.GetLabels()[ambient.LabelInstance]; other != "" && other != e.opts.Name {
+				continue // another instance's, counted against its own inventory
+			}
 			if !want[k] && !owned[k] {
 				orphaned++
 				notes = append(notes, "orphan: "+k.String())
