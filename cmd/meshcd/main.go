@@ -61,8 +61,16 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		Short:         "GitOps for Istio ambient mesh: render, check, apply and watch a mesh spec",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				return printVersion(stdout, "text")
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().Bool("version", false, "show meshcd's version, as `meshcd version` does")
 	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout),
-		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout), newBundleCommand(stdout), newRolloutCommand(stdout))
+		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout), newBundleCommand(stdout), newRolloutCommand(stdout), newVersionCommand(stdout))
 	return root
 }
