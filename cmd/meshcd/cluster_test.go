@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,27 +15,6 @@ import (
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
-
-// syncBuffer is an output that a command writes on its goroutines while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
 
 // waitOutput polls until ok holds or the deadline passes.
 func waitOutput(t *testing.T, what string, within time.Duration, ok func() bool) {
@@ -79,7 +56,7 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &clustertest.Buffer{}, &clustertest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, append([]string{"drift", spec, "--watch", "--mode", "correct"}, flags...), stdout, stderr)
@@ -93,15 +70,15 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	// The watch notices changes once its informers have listed: an edit is
 	// repeated until the watch has corrected one.
 	waitOutput(t, "the watch corrects an edit", 30*time.Second, func() bool {
-		if stdout.count(" corrected in ") > 0 {
+		if stdout.Count(" corrected in ") > 0 {
 			return true
 		}
 		set("tester", nil)
 		time.Sleep(500 * time.Millisecond)
-		return stdout.count(" corrected in ") > 0
+		return stdout.Count(" corrected in ") > 0
 	})
 	waitOutput(t, "the correction stands", 5*time.Second, func() bool { return mode() == "ours" })
-	before := stdout.count(" corrected in ")
+	before := stdout.Count(" corrected in ")
 
 	// The fight: a fighter reverts each correction at once.
 	fighting, stopFighter := context.WithCancel(context.Background())
@@ -116,8 +93,8 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { stopFighter(); <-fighterDone })
-	waitOutput(t, "a fight is declared", 30*time.Second, func() bool { return stdout.count("fight: ") > 0 })
-	corrections := stdout.count(" corrected in ") - before
+	waitOutput(t, "a fight is declared", 30*time.Second, func() bool { return stdout.Count("fight: ") > 0 })
+	corrections := stdout.Count(" corrected in ") - before
 	out := stdout.String()
 	line := out[strings.Index(out, "fight: "):]
 	line = line[:strings.IndexByte(line, '\n')]
@@ -135,16 +112,16 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	// change and corrects none.
 	stopFighter()
 	<-fighterDone
-	held := stdout.count(" corrected in ")
-	reports := stdout.count("ConfigMap " + ns + "/settings:")
+	held := stdout.Count(" corrected in ")
+	reports := stdout.Count("ConfigMap " + ns + "/settings:")
 	for i := range 10 {
 		set(fighterManager, map[string]string{"fighter.example.com/tick": string(rune('a' + i))})
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	noticed := stdout.count("ConfigMap "+ns+"/settings:") - reports
-	t.Logf("over 3 s the fighter wrote 10 more times; the watch reported %d drifts and corrected %d", noticed, stdout.count(" corrected in ")-held)
-	if n := stdout.count(" corrected in ") - held; n != 0 {
+	noticed := stdout.Count("ConfigMap "+ns+"/settings:") - reports
+	t.Logf("over 3 s the fighter wrote 10 more times; the watch reported %d drifts and corrected %d", noticed, stdout.Count(" corrected in ")-held)
+	if n := stdout.Count(" corrected in ") - held; n != 0 {
 		t.Errorf("the watch corrected the object %d times after the fight was declared", n)
 	}
 	if noticed == 0 {
@@ -153,7 +130,7 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	if mode() != "theirs" {
 		t.Error("the fighter's value stands while the object is held")
 	}
-	if n := stdout.count("fight: "); n != 1 {
+	if n := stdout.Count("fight: "); n != 1 {
 		t.Errorf("the fight is declared once, got %d", n)
 	}
 }

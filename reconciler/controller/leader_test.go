@@ -1,11 +1,9 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +16,15 @@ import (
 )
 
 // logBuffer is a log sink that several goroutines may write.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ clustertest.Buffer }
 
 // reconciles counts the reconciles a controller logged.
-func (l *logBuffer) reconciles() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), "msg=reconciled")
-}
+func (l *logBuffer) reconciles() int { return l.Count("msg=reconciled") }
 
-func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
+// electionRepo returns a namespace, a repository with one commit in it,
+// and a client for the leases.
+func electionRepo(t *testing.T) (string, *repo, kubernetes.Interface) {
+	t.Helper()
 	ns := clustertest.Namespace(t, nil)
 	r := newRepo(t, ns)
 	r.commit("one")
@@ -50,6 +32,11 @@ func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ns, r, kube
+}
+
+func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
+	ns, r, kube := electionRepo(t)
 	election := controller.Election{LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 250 * time.Millisecond}
 	type replica struct {
 		id     string
@@ -125,13 +112,7 @@ func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
 // RunElected returns the loop's error and releases the lease, so that the
 // process ends and another replica can lead.
 func TestController_RunElectedEndsAndReleasesTheLeaseWhenTheLoopFails(t *testing.T) {
-	ns := clustertest.Namespace(t, nil)
-	r := newRepo(t, ns)
-	r.commit("one")
-	kube, err := kubernetes.NewForConfig(clustertest.Cluster(t).RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, r, kube := electionRepo(t)
 	log := &logBuffer{}
 	ctrl, _, c := newControllerLogging(t, "file://"+r.dir, ns, log, func(o *controller.Options) {
 		o.Cron = "every five minutes" // Run refuses it at once
@@ -140,6 +121,7 @@ func TestController_RunElectedEndsAndReleasesTheLeaseWhenTheLoopFails(t *testing
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	var err error
 	start := time.Now()
 	go func() { done <- ctrl.RunElected(ctx, kube.CoordinationV1(), "replica-a") }()
 	select {
