@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +50,8 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 		}
 		return cm.Data["mode"]
 	}
-	set := func(manager string, annotations map[string]string) {
-		ac := corev1ac.ConfigMap("settings", ns).WithData(map[string]string{"mode": "theirs"}).WithAnnotations(annotations)
+	set := func(manager, value string, annotations map[string]string) {
+		ac := corev1ac.ConfigMap("settings", ns).WithData(map[string]string{"mode": value}).WithAnnotations(annotations)
 		if err := admin.Apply(context.Background(), ac, client.FieldOwner(manager), client.ForceOwnership); err != nil && !strings.Contains(err.Error(), "context canceled") {
 			t.Error(err)
 		}
@@ -63,18 +65,21 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("the watch ended with exit %d:\n%s", code, stderr.String())
+		if code := <-done; code != 0 || t.Failed() {
+			t.Errorf("the watch ended with exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 		}
 	})
-	// The watch notices changes once its informers have listed: an edit is
-	// repeated until the watch has corrected one.
+	// The watch notices changes once its informers have listed: edits are
+	// made until the watch has corrected one.
+	edits := 0
 	waitOutput(t, "the watch corrects an edit", 30*time.Second, func() bool {
 		if stdout.Count(" corrected in ") > 0 {
 			return true
 		}
-		set("tester", nil)
+		edits++
+		set("tester", fmt.Sprintf("edit-%d", edits), nil)
 		time.Sleep(500 * time.Millisecond)
+
 		return stdout.Count(" corrected in ") > 0
 	})
 	waitOutput(t, "the correction stands", 5*time.Second, func() bool { return mode() == "ours" })
@@ -87,7 +92,7 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 		defer close(fighterDone)
 		for fighting.Err() == nil {
 			if mode() != "theirs" {
-				set(fighterManager, nil)
+				set(fighterManager, "theirs", nil)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -115,7 +120,7 @@ func TestDriftWatch_CorrectModeStopsAtTheFightLimit(t *testing.T) {
 	held := stdout.Count(" corrected in ")
 	reports := stdout.Count("ConfigMap " + ns + "/settings:")
 	for i := range 10 {
-		set(fighterManager, map[string]string{"fighter.example.com/tick": string(rune('a' + i))})
+		set(fighterManager, "theirs", map[string]string{"fighter.example.com/tick": strconv.Itoa(i)})
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
