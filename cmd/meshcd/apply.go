@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,9 +47,20 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.namespaces, "source-namespaces", nil, "the only namespaces the repository may write in (default: any)")
 }
 
-func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
+// validate checks the flags before anything connects to the cluster.
+func (f *reconcileFlags) validate() error {
+	if math.IsNaN(f.maxPrune) || f.maxPrune < 0 || f.maxPrune > 1 {
+		return fmt.Errorf("invalid --max-prune %v: it is the largest share of owned objects one apply may prune, a number from 0 (hold every prune) to 1 (never hold); the default is %v", f.maxPrune, reconciler.DefaultOptions().MaxPrune)
+	}
 	if err := f.options().Admit.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("--allow-kind: %w", err)
+		return fmt.Errorf("--allow-kind: %w", err)
+	}
+	return nil
+}
+
+func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
+	if err := f.validate(); err != nil {
+		return nil, nil, err
 	}
 	cl, err := f.kube.connect()
 	if err != nil {

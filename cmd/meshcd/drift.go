@@ -23,8 +23,10 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drift DIR",
 		Short: "Report where the cluster differs from DIR, who changed it and when; --watch keeps watching",
-		Long: "Without --watch: exit 0 no drift, 1 drift, 2 error. With --watch it runs until interrupted,\n" +
-			"printing each drifted object as it is noticed, and with --mode correct re-applies it.",
+		Long: fmt.Sprintf("Without --watch: exit 0 no drift, 1 drift, 2 error. With --watch it runs until interrupted,\n"+
+			"printing each drifted object as it is noticed, and with --mode correct re-applies it. An object\n"+
+			"whose correction another field manager reverts %d times within %s is a fight: it is\n"+
+			"reported and left alone from then on, as meshcd run does.", drift.DefaultFightLimit, drift.DefaultFightWindow),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if mode != string(drift.ModeCorrect) && mode != string(drift.ModeReport) {
@@ -57,16 +59,32 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 			}
 			w := &drift.Watcher{Client: cl.client, Dynamic: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
 			fmt.Fprintf(cmd.ErrOrStderr(), "watching %d objects for drift (mode %s)\n", len(desired), mode)
+			var fights *drift.Fights
+			if mode == string(drift.ModeCorrect) {
+				fights = &drift.Fights{} // the fight limit and window of `meshcd run`
+			}
+			declare := func(f *drift.Fight, declared bool) {
+				if declared {
+					fmt.Fprintf(stdout, "fight: %s\n", f)
+				}
+			}
 			return w.Watch(cmd.Context(), desired, func(ev drift.Event) {
 				rep := &drift.Report{DetectedAt: ev.At, Objects: []drift.Object{ev.Drift}}
 				_ = rep.Write(stdout, output)
-				if mode == string(drift.ModeCorrect) {
-					if err := r.Correct(cmd.Context(), ev.Desired); err != nil {
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s correction failed: %v\n", ev.Drift.Object, err)
-						return
-					}
-					fmt.Fprintf(stdout, "%s corrected in %s\n", ev.Drift.Object, time.Since(ev.At).Round(time.Millisecond))
+				if fights == nil {
+					return
 				}
+				if f, declared := fights.Drifted(ev.Drift, ev.At); f != nil {
+					declare(f, declared)
+					return
+				}
+				start := time.Now()
+				if err := r.Correct(cmd.Context(), ev.Desired); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s correction failed: %v\n", ev.Drift.Object, err)
+					return
+				}
+				fmt.Fprintf(stdout, "%s corrected in %s\n", ev.Drift.Object, time.Since(ev.At).Round(time.Millisecond))
+				declare(fights.Corrected(ev.Drift.Object, start))
 			})
 		},
 	}

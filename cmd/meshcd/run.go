@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,26 +74,63 @@ func newRunCommand() *cobra.Command {
 	return cmd
 }
 
-func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
-	if f.mode != string(drift.ModeCorrect) && f.mode != string(drift.ModeReport) {
-		return fmt.Errorf("unknown --drift-mode %q: use correct or report", f.mode)
+// validate checks every flag of run, and reads the files they name, before
+// anything connects to the cluster or joins a leader election: a mistake
+// ends the command at once with exit code 2, naming the flag and the fix.
+func (f *runFlags) validate() (*source.Auth, []byte, error) {
+	if err := f.reconcile.validate(); err != nil {
+		return nil, nil, err
 	}
-	_, cl, err := f.reconcile.reconciler()
-	if err != nil {
-		return err
+	if f.interval < 0 {
+		return nil, nil, fmt.Errorf("invalid --interval %s: use a positive duration such as 1m, or 0 to reconcile only on --schedule, webhooks and drift", f.interval)
+	}
+	if f.schedule != "" {
+		if _, err := controller.ParseSchedule(f.schedule); err != nil {
+			return nil, nil, fmt.Errorf("invalid --schedule: %w; use five fields (minute hour day-of-month month day-of-week) such as '*/5 * * * *', or a descriptor such as @hourly or '@every 10m'", err)
+		}
+	}
+	if f.mode != string(drift.ModeCorrect) && f.mode != string(drift.ModeReport) {
+		return nil, nil, fmt.Errorf("invalid --drift-mode %q: use correct or report", f.mode)
+	}
+	if err := validListen(f.listen); err != nil {
+		return nil, nil, fmt.Errorf("invalid --listen %q: %w; use host:port or :port, such as :8080 or 127.0.0.1:8080", f.listen, err)
 	}
 	auth, err := f.auth()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var secret []byte
 	if f.webhookSecret != "" {
 		if secret, err = os.ReadFile(f.webhookSecret); err != nil {
-			return fmt.Errorf("webhook secret: %w", err)
+			return nil, nil, fmt.Errorf("--webhook-secret-file: %w", err)
 		}
 		secret = []byte(strings.TrimSpace(string(secret)))
+	}
+	return auth, secret, nil
+}
+
+// validListen checks a listen address without resolving its host.
+func validListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
+	auth, secret, err := f.validate()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	_, cl, err := f.reconcile.reconciler()
+	if err != nil {
+		return err
 	}
 	opts := controller.Options{
 		Source:        source.Options{URL: f.repo, Ref: source.Ref{Branch: f.branch, Tag: f.tag, Commit: f.commit}, Path: f.path, Auth: auth, WorkDir: f.workDir},
@@ -125,20 +163,42 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	ctrl := controller.New(cl.client, cl.dynamic, mapper, recorder, log, opts)
 
-	srv := &http.Server{Addr: f.listen, Handler: ctrl.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
 	log.Info("meshcd running", "repo", source.SafeURL(f.repo), "listen", ln.Addr().String(), "leaderElect", f.leaderElect)
+	return serveWhile(ctx, log, &http.Server{Handler: ctrl.Handler(), ReadHeaderTimeout: 10 * time.Second}, ln, func(ctx context.Context) error {
+		if !f.leaderElect {
+			return ctrl.Run(ctx)
+		}
+		id, _ := os.Hostname()
+		return ctrl.RunElected(ctx, kube.CoordinationV1(), fmt.Sprintf("%s-%d", id, os.Getpid()))
+	})
+}
 
-	if !f.leaderElect {
-		return ctrl.Run(ctx)
-	}
-	id, _ := os.Hostname()
-	return ctrl.RunElected(ctx, kube.CoordinationV1(), fmt.Sprintf("%s-%d", id, os.Getpid()))
+// serveWhile runs loop while srv serves ln, and ends both when either
+// ends: a server that stops serving cancels the loop's context (which ends
+// a leader election too) and its error is logged and returned; a loop that
+// returns closes the server. It returns when both have ended.
+func serveWhile(ctx context.Context, log *slog.Logger, srv *http.Server, ln net.Listener, loop func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			served <- nil
+			return
+		}
+		err = fmt.Errorf("the server of /metrics, /healthz, /readyz and /hook on %s stopped: %w; meshcd stops too, so that it is restarted", ln.Addr(), err)
+		log.Error("server stopped", "listen", ln.Addr().String(), "error", err)
+		served <- err
+		cancel()
+	}()
+	loopErr := loop(ctx)
+	_ = srv.Close()
+	return errors.Join(<-served, loopErr)
 }
 
 func (f *runFlags) auth() (*source.Auth, error) {

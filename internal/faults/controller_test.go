@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,24 +103,6 @@ func ctlConfigMap(name, key, value string) string {
 	return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: NS}\ndata: {" + key + ": " + value + "}\n"
 }
 
-// ctlLog is a log buffer safe for concurrent writes.
-type ctlLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *ctlLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ctlLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // ctl is a controller on the package's cluster, with what it wrote.
 type ctl struct {
 	*controller.Controller
@@ -134,7 +114,7 @@ type ctl struct {
 	// writes are its requests that changed the cluster; log is everything
 	// it logged, at debug level.
 	writes *clustertest.Writes
-	log    *ctlLog
+	log    *clustertest.Buffer
 	// srv serves its Handler: /metrics, /healthz, /readyz and /hook.
 	srv *httptest.Server
 }
@@ -144,7 +124,7 @@ type ctl struct {
 // to the cluster; set adjusts its options. It does not run yet.
 func newCtl(t *testing.T, name string, src source.Options, set func(*controller.Options)) *ctl {
 	t.Helper()
-	c := &ctl{t: t, name: name, writes: &clustertest.Writes{}, log: &ctlLog{}, admin: clustertest.Client(t)}
+	c := &ctl{t: t, name: name, writes: &clustertest.Writes{}, log: &clustertest.Buffer{}, admin: clustertest.Client(t)}
 	cfg := rest.CopyConfig(clustertest.Cluster(t).RESTConfig())
 	cfg.WrapTransport = c.writes.Wrap
 	cl, err := client.New(cfg, client.Options{})

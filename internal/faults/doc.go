@@ -10,7 +10,8 @@
 // in neither the spec nor the inventory) and unintended deletions. The
 // short form runs in make test; MESHCD_FAULTS=long runs the long form, and
 // MESHCD_FAULTS_REPORT names a file to write the table to (make fault
-// writes docs/reliability.md). The run ends with one line:
+// writes docs/reliability.md, whatever the outcome, with the digest of the
+// suite's inputs that internal/repocheck checks). The run ends with one line:
 //
-//	faults: <N> injected, <N> converged, <N> lost, <N> orphaned, <N> unintended deletions, <N> secrets printed
+//	faults: <N> injected, <N> converged, <N> failed, <N> lost, <N> orphaned, <N> unintended deletions, <N> secrets printed
 package faults

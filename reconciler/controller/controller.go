@@ -136,16 +136,18 @@ func (c *Controller) Trigger(why string) {
 
 // Run reconciles at once and then on every trigger until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	if c.opts.Interval > 0 {
-		go c.every(ctx, c.opts.Interval)
-	}
 	if c.opts.Cron != "" {
-		sched := cron.New()
-		if _, err := sched.AddFunc(c.opts.Cron, func() { c.Trigger("schedule") }); err != nil {
-			return fmt.Errorf("cron schedule %q: %w", c.opts.Cron, err)
+		schedule, err := ParseSchedule(c.opts.Cron)
+		if err != nil {
+			return err
 		}
+		sched := cron.New()
+		sched.Schedule(schedule, cron.FuncJob(func() { c.Trigger("schedule") }))
 		sched.Start()
 		defer sched.Stop()
+	}
+	if c.opts.Interval > 0 {
+		go c.every(ctx, c.opts.Interval)
 	}
 	defer c.stopDriftWatch()
 	c.Trigger("start")
@@ -159,6 +161,17 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// ParseSchedule parses a cron schedule as Run reads Options.Cron: five
+// fields (minute, hour, day of month, month, day of week), or a descriptor
+// such as @hourly or @every 10m, with an optional CRON_TZ= prefix.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return nil, fmt.Errorf("cron schedule %q: %w", spec, err)
+	}
+	return s, nil
 }
 
 func (c *Controller) every(ctx context.Context, d time.Duration) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,8 +29,10 @@ func (c *Controller) LeaseName() string { return "meshcd-leader-" + c.opts.Recon
 // RunElected runs the controller only while identity holds the leader
 // Lease in meshcd's namespace, so that of several replicas only one
 // reconciles. The lease lives in meshcd's namespace, which is created
-// first when missing. It returns nil when ctx ends (releasing the lease) and
-// ErrLostLeadership when the lease is lost while ctx is still live.
+// first when missing. It returns nil when ctx ends (releasing the lease),
+// ErrLostLeadership when the lease is lost while ctx is still live, and
+// Run's error when Run fails: the lease is then released, never renewed
+// for a replica that no longer reconciles.
 func (c *Controller) RunElected(ctx context.Context, leases coordinationv1.LeasesGetter, identity string) error {
 	e := c.opts.Election
 	if e.LeaseDuration == 0 {
@@ -43,14 +46,24 @@ func (c *Controller) RunElected(ctx context.Context, leases coordinationv1.Lease
 		Client:     leases,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 	}
-	var runErr error
+	// electing ends the election, and with it the lease renewals, when
+	// ctx ends or when Run returns.
+	electing, stop := context.WithCancel(ctx)
+	defer stop()
+	var started atomic.Bool
+	ran := make(chan error, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, Name: "meshcd", ReleaseOnCancel: true,
 		LeaseDuration: e.LeaseDuration, RenewDeadline: e.RenewDeadline, RetryPeriod: e.RetryPeriod,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			OnStartedLeading: func(leading context.Context) {
+				started.Store(true)
+				if leading.Err() != nil {
+					ran <- nil // lost before this goroutine ran
+					return
+				}
 				c.log.Info("leading", "identity", identity)
-				runErr = c.Run(ctx)
+				ran <- c.Run(leading)
 			},
 			OnStoppedLeading: func() { c.log.Info("stopped leading", "identity", identity) },
 		},
@@ -58,12 +71,26 @@ func (c *Controller) RunElected(ctx context.Context, leases coordinationv1.Lease
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	le.Run(ctx)
-	switch {
-	case runErr != nil:
-		return runErr
-	case ctx.Err() == nil:
-		return ErrLostLeadership
+	elected := make(chan struct{})
+	go func() {
+		defer close(elected)
+		le.Run(electing)
+	}()
+	var runErr error
+	select {
+	case runErr = <-ran:
+		stop() // Run returned: release the lease rather than renew it
+		<-elected
+	case <-elected:
+		if started.Load() {
+			runErr = <-ran // Run ends with the lease it has lost
+		}
 	}
-	return nil
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case runErr != nil:
+		return fmt.Errorf("reconcile loop stopped while leading, lease released: %w", runErr)
+	}
+	return ErrLostLeadership
 }

@@ -1,10 +1,9 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +16,15 @@ import (
 )
 
 // logBuffer is a log sink that several goroutines may write.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ clustertest.Buffer }
 
 // reconciles counts the reconciles a controller logged.
-func (l *logBuffer) reconciles() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), "msg=reconciled")
-}
+func (l *logBuffer) reconciles() int { return l.Count("msg=reconciled") }
 
-func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
+// electionRepo returns a namespace, a repository with one commit in it,
+// and a client for the leases.
+func electionRepo(t *testing.T) (string, *repo, kubernetes.Interface) {
+	t.Helper()
 	ns := clustertest.Namespace(t, nil)
 	r := newRepo(t, ns)
 	r.commit("one")
@@ -43,6 +32,11 @@ func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ns, r, kube
+}
+
+func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
+	ns, r, kube := electionRepo(t)
 	election := controller.Election{LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 250 * time.Millisecond}
 	type replica struct {
 		id     string
@@ -111,5 +105,44 @@ func TestController_OnlyTheLeaderReconcilesAndAFollowerTakesOver(t *testing.T) {
 	}
 	if follower.log.reconciles() == 0 {
 		t.Fatal("the follower took the lease but logged no reconcile")
+	}
+}
+
+// A leader whose reconcile loop fails must not go on renewing its lease:
+// RunElected returns the loop's error and releases the lease, so that the
+// process ends and another replica can lead.
+func TestController_RunElectedEndsAndReleasesTheLeaseWhenTheLoopFails(t *testing.T) {
+	ns, r, kube := electionRepo(t)
+	log := &logBuffer{}
+	ctrl, _, c := newControllerLogging(t, "file://"+r.dir, ns, log, func(o *controller.Options) {
+		o.Cron = "every five minutes" // Run refuses it at once
+		o.Election = controller.Election{LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 250 * time.Millisecond}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var err error
+	start := time.Now()
+	go func() { done <- ctrl.RunElected(ctx, kube.CoordinationV1(), "replica-a") }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("RunElected went on for 20 s after its loop failed; log:\n%s", log.String())
+	}
+	t.Logf("RunElected returned %s after it started: %v", time.Since(start).Round(time.Millisecond), err)
+	if err == nil || errors.Is(err, controller.ErrLostLeadership) || !strings.Contains(err.Error(), `cron schedule "every five minutes"`) {
+		t.Fatalf("RunElected returns the loop's error, got %v", err)
+	}
+	if !strings.Contains(log.String(), "msg=leading") {
+		t.Fatalf("the replica never led, so the test shows nothing; log:\n%s", log.String())
+	}
+	l := &coordinationv1.Lease{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "meshcd-system", Name: ctrl.LeaseName()}, l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+		t.Fatalf("the lease is still held by %q after the loop failed", *l.Spec.HolderIdentity)
 	}
 }
