@@ -63,6 +63,10 @@ type Manager struct {
 	// made from: objects passed again (a render the cache kept) are not
 	// copied, digested or read again, and keep what the last apply found.
 	stamped map[*unstructured.Unstructured]*stamped
+
+	// beforeRemove, set by tests, runs between prune's read of a stale
+	// object and the write that removes it.
+	beforeRemove func(live *unstructured.Unstructured)
 }
 
 // New returns a Manager. waypoints decides when enrollment labels may be written.
