@@ -1,7 +1,6 @@
 // Package foreign finds the fields that field managers other than meshcd
-// added to an object meshcd owns fully, and writes the patch that moves
-// their ownership to meshcd, so that meshcd's next apply, which does not
-// set them, removes them.
+// added to an object meshcd owns fully, and writes the patch that removes
+// them.
 //
 // Server-side apply keeps a field another manager owns, and a server
 // dry-run keeps it too, so a comparison of values never shows such a

@@ -28,8 +28,6 @@ type Field struct {
 	Manager string
 	// Time is when that manager last wrote the object.
 	Time *time.Time
-
-	path fieldpath.Path
 }
 
 // String reads like "/spec/rules (kubectl-patch)".
@@ -44,11 +42,11 @@ func Added(desired, live *unstructured.Unstructured) ([]Field, error) {
 	}
 	byPath := map[string]*Field{}
 	for _, e := range live.GetManagedFields() {
-		if !other(e) {
+		if !Other(e) {
 			continue
 		}
-		set, err := toSet(e.FieldsV1)
-		if err != nil {
+		set := &fieldpath.Set{}
+		if err := set.FromJSON(bytes.NewReader(e.FieldsV1.Raw)); err != nil {
 			return nil, fmt.Errorf("managedFields of field manager %q unreadable: %w", e.Manager, err)
 		}
 		for p := range set.All() {
@@ -60,7 +58,7 @@ func Added(desired, live *unstructured.Unstructured) ([]Field, error) {
 			if f, ok := byPath[k]; ok && !later(e.Time, f.Time) {
 				continue
 			}
-			f := &Field{Manager: e.Manager, path: top}
+			f := &Field{Manager: e.Manager}
 			if e.Time != nil {
 				t := e.Time.Time
 				f.Time = &t
@@ -77,82 +75,57 @@ func Added(desired, live *unstructured.Unstructured) ([]Field, error) {
 	return out, nil
 }
 
-// TakeOver returns a JSON patch of live's managedFields that moves every
-// added field, and all below it, from the other managers to meshcd's apply
-// entry. The patch carries live's resourceVersion: it fails with a conflict
-// when the object changed since live was read.
+// Removal returns a JSON patch that removes the added fields from live. It
+// carries live's resourceVersion, so it fails with a conflict when the
+// object changed since it was read and the pointers may name other fields.
 //
-// It is fluxcd/pkg/ssa's PatchReplaceFieldsManagers (what kustomize-controller's
-// Cleanup.FieldManagers runs) narrowed to the added fields: that helper
-// moves whole entries, so another manager's finalizers or team labels would
-// become meshcd's and the next apply would remove them, and importing it
-// brings k8s.io/kubectl into the build. The sets are merged the same way,
-// with structured-merge-diff's union and difference.
-func TakeOver(live *unstructured.Unstructured, added []Field) ([]byte, error) {
-	moved := &fieldpath.Set{}
-	var entries []metav1.ManagedFieldsEntry
-	ours := -1
-	for _, e := range live.GetManagedFields() {
-		if e.Manager == ambient.FieldManager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "" {
-			ours = len(entries)
-		}
-		if !other(e) {
-			entries = append(entries, e)
-			continue
-		}
-		set, err := toSet(e.FieldsV1)
-		if err != nil {
-			return nil, fmt.Errorf("managedFields of field manager %q unreadable: %w", e.Manager, err)
-		}
-		taken := &fieldpath.Set{}
-		for p := range set.All() {
-			for _, f := range added {
-				if hasPrefix(p, f.path) {
-					taken.Insert(p)
-					break
-				}
-			}
-		}
-		if taken.Empty() {
-			entries = append(entries, e)
-			continue
-		}
-		moved = moved.Union(taken)
-		if rest := set.Difference(taken); !rest.Empty() {
-			fields, err := toFields(rest)
-			if err != nil {
-				return nil, err
-			}
-			e.FieldsV1 = fields
-			entries = append(entries, e)
-		}
+// Moving the fields' ownership to meshcd so that its next apply drops them
+// (what fluxcd/pkg/ssa's PatchReplaceFieldsManagers and kustomize-controller's
+// Cleanup.FieldManagers do) was tried first: on an AuthorizationPolicy with
+// an empty spec, the apply that drops the last rule leaves spec null, which
+// the CRD refuses, and the move needs every managedFields entry, which the
+// informer cache does not keep. A removal does neither and is one write.
+func Removal(live *unstructured.Unstructured, added []Field) ([]byte, error) {
+	pointers := make([]string, len(added))
+	for i, f := range added {
+		pointers[i] = f.Pointer
 	}
-	if ours < 0 {
-		entries = append(entries, metav1.ManagedFieldsEntry{Manager: ambient.FieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: live.GetAPIVersion(), FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte("{}")}})
-		ours = len(entries) - 1
-	}
-	set, err := toSet(entries[ours].FieldsV1)
-	if err != nil {
-		return nil, fmt.Errorf("managedFields of field manager %q unreadable: %w", ambient.FieldManager, err)
-	}
-	fields, err := toFields(set.Union(moved))
-	if err != nil {
-		return nil, err
-	}
-	entries[ours].FieldsV1 = fields
+	// Entries of one list go from the last, so that the indices of the
+	// others still hold.
+	sort.Slice(pointers, func(i, j int) bool { return after(pointers[i], pointers[j]) })
 	type op struct {
 		Op    string `json:"op"`
 		Path  string `json:"path"`
-		Value any    `json:"value"`
+		Value any    `json:"value,omitempty"`
 	}
-	return json.Marshal([]op{
-		{"replace", "/metadata/resourceVersion", live.GetResourceVersion()},
-		{"replace", "/metadata/managedFields", entries},
-	})
+	ops := []op{{"replace", "/metadata/resourceVersion", live.GetResourceVersion()}}
+	for _, p := range pointers {
+		ops = append(ops, op{Op: "remove", Path: p})
+	}
+	return json.Marshal(ops)
 }
 
-// other reports whether e is another manager's entry on the main resource.
-func other(e metav1.ManagedFieldsEntry) bool {
+// after orders JSON pointers so that of two entries of one list the later
+// comes first.
+func after(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for k := 0; k < len(as) && k < len(bs); k++ {
+		if as[k] == bs[k] {
+			continue
+		}
+		ai, aerr := strconv.Atoi(as[k])
+		bi, berr := strconv.Atoi(bs[k])
+		if aerr == nil && berr == nil {
+			return ai > bi
+		}
+		return as[k] < bs[k]
+	}
+	return len(as) < len(bs)
+}
+
+// Other reports whether e is another manager's entry on the main resource:
+// the only entries Added reads. A cache of live objects may drop the rest.
+func Other(e metav1.ManagedFieldsEntry) bool {
 	return e.Manager != ambient.FieldManager && e.Subresource == "" && e.FieldsV1 != nil
 }
 
@@ -287,23 +260,6 @@ func resolve(live map[string]any, p fieldpath.Path) (string, any) {
 	return b.String(), cur
 }
 
-func hasPrefix(p, prefix fieldpath.Path) bool {
-	return len(p) >= len(prefix) && p[:len(prefix)].Equals(prefix)
-}
-
 func later(a *metav1.Time, b *time.Time) bool {
 	return a != nil && (b == nil || a.After(*b))
-}
-
-func toSet(f *metav1.FieldsV1) (*fieldpath.Set, error) {
-	s := &fieldpath.Set{}
-	return s, s.FromJSON(bytes.NewReader(f.Raw))
-}
-
-func toFields(s *fieldpath.Set) (*metav1.FieldsV1, error) {
-	raw, err := s.ToJSON()
-	if err != nil {
-		return nil, err
-	}
-	return &metav1.FieldsV1{Raw: raw}, nil
 }

@@ -105,54 +105,20 @@ func TestAdded_AnExtraEntryInAKeyedList(t *testing.T) {
 	}
 }
 
-func TestTakeOver_MovesOnlyTheAddedFieldsToMeshcd(t *testing.T) {
+func TestRemoval_CarriesTheResourceVersionAndRemovesListEntriesFromTheLast(t *testing.T) {
 	desired, live := deniedThenOpened()
 	added, err := Added(desired, live)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := TakeOver(live, added)
+	added = append(added, Field{Pointer: "/spec/ports/2"}, Field{Pointer: "/spec/ports/10"})
+	raw, err := Removal(live, added)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var patch []struct {
-		Op    string          `json:"op"`
-		Path  string          `json:"path"`
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(raw, &patch); err != nil {
-		t.Fatal(err)
-	}
-	if len(patch) != 2 || patch[0].Path != "/metadata/resourceVersion" || string(patch[0].Value) != `"42"` || patch[1].Path != "/metadata/managedFields" {
-		t.Fatalf("the patch carries the resourceVersion it was judged at, then managedFields: %s", raw)
-	}
-	var entries []metav1.ManagedFieldsEntry
-	if err := json.Unmarshal(patch[1].Value, &entries); err != nil {
-		t.Fatal(err)
-	}
-	owned := map[string]string{}
-	for _, e := range entries {
-		set, err := toSet(e.FieldsV1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		owned[e.Manager+"/"+string(e.Operation)+"/"+e.Subresource] = set.String()
-	}
-	ours := owned["meshcd/Apply/"]
-	for _, want := range []string{".spec.rules", `.metadata.annotations.istio.io/dry-run`, ".metadata.labels.app.kubernetes.io/managed-by"} {
-		if !strings.Contains(ours, want) {
-			t.Errorf("meshcd's apply entry lacks %s:\n%s", want, ours)
-		}
-	}
-	patcher := owned["kubectl-patch/Update/"]
-	if strings.Contains(patcher, "rules") || !strings.Contains(patcher, ".metadata.labels.team") || !strings.Contains(patcher, "example.com/keep") {
-		t.Errorf("kubectl-patch keeps its team label and finalizer, loses the rule:\n%s", patcher)
-	}
-	annotator := owned["kubectl-annotate/Update/"]
-	if strings.Contains(annotator, "dry-run") || !strings.Contains(annotator, "deployment.kubernetes.io/revision") {
-		t.Errorf("kubectl-annotate keeps the annotation Istio ignores:\n%s", annotator)
-	}
-	if owned["pilot-discovery/Apply/status"] == "" || owned["meshcd/Update/"] == "" || len(entries) != 5 {
-		t.Errorf("every other entry stays: %v", owned)
+	want := `[{"op":"replace","path":"/metadata/resourceVersion","value":"42"},` +
+		`{"op":"remove","path":"/metadata/annotations/istio.io~1dry-run"},{"op":"remove","path":"/spec/ports/10"},{"op":"remove","path":"/spec/ports/2"},{"op":"remove","path":"/spec/rules"}]`
+	if string(raw) != want {
+		t.Fatalf("patch\n got %s\nwant %s", raw, want)
 	}
 }
