@@ -233,9 +233,12 @@ func (m *Manager) remove(ctx context.Context, e inventory.Entry, live *unstructu
 // nothing as meshcd releases every field meshcd owned, its labels and
 // annotations go, the object and every other manager's fields stay. On an
 // object meshcd owns no field of (one created again by another tool) there
-// is nothing to release and nothing is written; the apply carries live's
-// resourceVersion, so that a replacement made after the read is judged
-// again rather than written to.
+// is nothing to release and nothing is written. Server-side apply only
+// ever removes fields meshcd owns, so even a replacement could lose none of
+// its own labels; still the apply carries live's resourceVersion and UID,
+// so that an object changed after the read is judged again rather than
+// written to, and one deleted since is never created again (an apply would
+// create it).
 func (m *Manager) release(ctx context.Context, c Change, live *unstructured.Unstructured, labelled bool) (Change, error) {
 	if !ownsFields(live) {
 		c.Action, c.Reason = Skipped, "meshcd owns none of its labels any more; nothing to remove"
