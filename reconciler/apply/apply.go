@@ -14,11 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
 // WaypointChecker tells whether a waypoint serves traffic.
@@ -70,6 +72,10 @@ type Manager struct {
 	// made from: objects passed again (a render the cache kept) are not
 	// copied, digested or read again, and keep what the last apply found.
 	stamped map[*unstructured.Unstructured]*stamped
+
+	// beforeRemove, set by tests, runs between prune's read of a stale
+	// object and the write that removes it.
+	beforeRemove func(live *unstructured.Unstructured)
 }
 
 // New returns a Manager. waypoints decides when enrollment labels may be written.
@@ -237,7 +243,17 @@ func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, l
 func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *unstructured.Unstructured) (Change, error) {
 	desired := s.obj
 	c := Change{Object: s.name}
-	if m.stillUnchanged(s, live) || Current(desired, live) {
+	if m.stillUnchanged(s, live) {
+		c.Action = Unchanged
+		return c, nil
+	}
+	// Fields another manager added to an object meshcd owns are drift that
+	// no comparison of values shows: server-side apply keeps them.
+	added, err := foreign.Added(desired, live)
+	if err != nil {
+		return c, fmt.Errorf("%s %w", s.name, err)
+	}
+	if len(added) == 0 && Current(desired, live) {
 		m.sawUnchanged(s, live)
 		c.Action = Unchanged
 		return c, nil
@@ -268,9 +284,18 @@ func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *un
 			return c, fmt.Errorf("%s dry-run failed: %w", c.Object, err)
 		}
 		if !Drifted(live, dry) {
-			m.sawUnchanged(s, live)
-			c.Action = Unchanged
-			return c, nil
+			if len(added) == 0 {
+				m.sawUnchanged(s, live)
+				c.Action = Unchanged
+				return c, nil
+			}
+			// Only added fields: removing them is the whole correction.
+			return m.removeAdded(ctx, c, live, added)
+		}
+	}
+	if len(added) > 0 {
+		if c, err = m.removeAdded(ctx, c, live, added); err != nil {
+			return c, err
 		}
 	}
 	opts := []client.ApplyOption{client.FieldOwner(ambient.FieldManager)}
@@ -296,6 +321,36 @@ func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *un
 		c.Reason = takeover
 	}
 	return c, nil
+}
+
+// removeAdded removes the fields another manager added to live, as meshcd,
+// and says so in c. It fails when live changed since it was read: the next
+// reconcile judges the object again.
+func (m *Manager) removeAdded(ctx context.Context, c Change, live *unstructured.Unstructured, added []foreign.Field) (Change, error) {
+	patch, err := foreign.Removal(live, added)
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", c.Object, err)
+	}
+	target := &unstructured.Unstructured{}
+	target.SetGroupVersionKind(live.GroupVersionKind())
+	target.SetNamespace(live.GetNamespace())
+	target.SetName(live.GetName())
+	if err := m.client.Patch(ctx, target, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(ambient.FieldManager)); err != nil {
+		if apierrors.IsConflict(err) {
+			return c, fmt.Errorf("%s changed while meshcd removed what another manager added (%s); the next reconcile judges it again: %w", c.Object, joinFields(added), err)
+		}
+		return c, fmt.Errorf("%s removal of what another manager added (%s) failed: %w", c.Object, joinFields(added), err)
+	}
+	c.Action, c.Reason = Configured, "removed what another manager added: "+joinFields(added)
+	return c, nil
+}
+
+func joinFields(fs []foreign.Field) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = f.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // stillUnchanged reports whether an apply found live, at the same

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -21,15 +23,28 @@ import (
 // lose meshcd's labels, so traffic leaves a waypoint before it goes), then
 // whole objects, Gateways last. A Gateway that a Namespace or Service still
 // names as its waypoint waits, since deleting it would let that traffic
-// skip the waypoint's policies. An object that no longer carries meshcd's
-// label is left alone. It returns the entries that must stay in the
-// inventory: those whose removal failed or waits.
+// skip the waypoint's policies. It returns the entries that must stay in
+// the inventory: those whose removal failed or waits.
 //
-// Every stale object is read before any is removed. When one cannot be
-// read, because its kind is no longer served (a CRD's group is gone, an
-// aggregated API is unavailable) or the read fails, nothing is pruned: API
-// discovery that is partial now hides what it cannot see, and the next
-// reconcile retries with the same inventory.
+// An object that no longer carries meshcd's label is no longer meshcd's:
+// a whole object is left in place and reported, a partial one still loses
+// the labels meshcd wrote (nothing else is meshcd's to remove), and either
+// entry goes.
+//
+// Every stale object is read before any is removed, through the version
+// its entry was applied with or, when that version is no longer served,
+// another its kind is served at. When one cannot be read, because its kind
+// is no longer served at all (a CRD's group is gone, an aggregated API is
+// unavailable) or the read fails, nothing is pruned: API discovery that is
+// partial now hides what it cannot see, and the next reconcile retries
+// with the same inventory.
+//
+// Each removal is bound to the read that judged it: a delete carries the
+// object's UID and resourceVersion as preconditions, and a label removal
+// its resourceVersion. An object changed or replaced since (deleted and
+// created again by another tool) is read and judged once more, so meshcd
+// never removes an object it did not judge; one that changes again stays
+// in the inventory for the next reconcile.
 func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSet, []inventory.Entry, error) {
 	cs := &ChangeSet{}
 	ordered := append([]inventory.Entry(nil), stale...)
@@ -63,26 +78,80 @@ func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSe
 	return cs, kept, errors.Join(errs...)
 }
 
+// errChanged is a removal refused because the object changed since the
+// read that judged it.
+var errChanged = errors.New("changed since it was read")
+
+// pruneOne judges and removes one stale object, reading and judging it
+// once more when it changed since live was read.
+func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
+	c, err := m.remove(ctx, cl, e, live)
+	if !errors.Is(err, errChanged) {
+		return c, err
+	}
+	if live, err = m.read(ctx, e); err != nil {
+		return c, err
+	}
+	c, err = m.remove(ctx, cl, e, live)
+	if errors.Is(err, errChanged) {
+		return c, fmt.Errorf("%s changed twice while meshcd pruned it; it stays in the inventory and is judged again on the next reconcile: %w", e, err)
+	}
+	return c, err
+}
+
 // read gets the live object of a stale entry; nil when it is already gone.
-// A kind the API server does not serve is an error, never "gone".
+// A version the API server no longer serves is read through another
+// version of the kind; a kind it does not serve at all is an error, never
+// "gone".
 func (m *Manager) read(ctx context.Context, e inventory.Entry) (*unstructured.Unstructured, error) {
 	stub, err := e.Object()
 	if err != nil {
 		return nil, err
 	}
+	gvk := stub.GroupVersionKind()
+	live, err := m.get(ctx, gvk, client.ObjectKeyFromObject(stub))
+	if !unserved(err) {
+		return live, err
+	}
+	tried := []string{gvk.Version}
+	mappings, merr := m.client.RESTMapper().RESTMappings(gvk.GroupKind())
+	if merr != nil && !meta.IsNoMatchError(merr) {
+		return nil, fmt.Errorf("%s read before prune failed: the API server does not serve version %s of its kind and its other versions could not be discovered: %w", e, gvk.Version, merr)
+	}
+	for _, mp := range mappings {
+		if slices.Contains(tried, mp.GroupVersionKind.Version) {
+			continue
+		}
+		tried = append(tried, mp.GroupVersionKind.Version)
+		live, err = m.get(ctx, mp.GroupVersionKind, client.ObjectKeyFromObject(stub))
+		if !unserved(err) {
+			return live, err
+		}
+	}
+	return nil, fmt.Errorf("%s: the API server does not serve its kind %s at any version (tried %s; a removed CRD or an unavailable aggregated API); restore the API and prune goes on: %w",
+		e, gvk.GroupKind(), strings.Join(tried, ", "), err)
+}
+
+// get reads one object through gvk; nil, nil when it does not exist.
+func (m *Manager) get(ctx context.Context, gvk schema.GroupVersionKind, key client.ObjectKey) (*unstructured.Unstructured, error) {
 	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(stub.GroupVersionKind())
-	err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
+	live.SetGroupVersionKind(gvk)
+	err := m.client.Get(ctx, key, live)
 	switch {
 	case err == nil:
 		return live, nil
-	case meta.IsNoMatchError(err) || unservedKind(err):
-		return nil, fmt.Errorf("%s: the API server does not serve its kind %s (a removed CRD or an unavailable aggregated API); restore the API and prune goes on: %w",
-			e, stub.GroupVersionKind().GroupVersion().WithKind(stub.GetKind()), err)
+	case unserved(err):
+		return nil, err
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	}
-	return nil, fmt.Errorf("%s read before prune failed: %w", e, err)
+	return nil, fmt.Errorf("%s %s read before prune failed: %w", gvk.Kind, key, err)
+}
+
+// unserved reports an error saying the API server does not serve the
+// kind, or the version of it, asked for.
+func unserved(err error) bool {
+	return err != nil && (meta.IsNoMatchError(err) || unservedKind(err))
 }
 
 // unservedKind tells a 404 for a resource path the API server does not
@@ -119,7 +188,10 @@ func isGatewayID(id string) bool {
 	return err == nil && obj.GroupVersionKind().GroupKind() == ambient.GatewayGK
 }
 
-func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
+// remove judges one stale object, as live shows it, and removes it or
+// meshcd's labels from it. It returns errChanged when the object changed
+// since live was read.
+func (m *Manager) remove(ctx context.Context, cl *claims, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
 	c := Change{Object: e.String()}
 	if live == nil {
 		c.Action, c.Reason = Pruned, "already gone"
@@ -133,8 +205,13 @@ func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, l
 		c.Action, c.Reason = Skipped, released
 		return c, nil
 	}
-	if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
-		c.Action, c.Reason = Skipped, "no longer carries meshcd's label "+ambient.LabelManagedBy+"; left alone"
+	labelled := live.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue
+	if e.Partial {
+		return m.release(ctx, c, live, labelled)
+	}
+	if !labelled {
+		c.Action = Skipped
+		c.Reason = fmt.Sprintf("another tool removed meshcd's label %s, or replaced the object: it is left in place and is no longer meshcd's; delete it by hand if it should go", ambient.LabelManagedBy)
 		return c, nil
 	}
 	if live.GroupVersionKind().GroupKind() == ambient.GatewayGK {
@@ -148,22 +225,69 @@ func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, l
 			return c, nil
 		}
 	}
-	if e.Partial {
-		// Applying nothing as meshcd releases every field meshcd owned:
-		// its labels and annotations go, the object stays.
-		bare := &unstructured.Unstructured{}
-		bare.SetGroupVersionKind(live.GroupVersionKind())
-		bare.SetNamespace(live.GetNamespace())
-		bare.SetName(live.GetName())
-		if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bare), client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
-			return c, fmt.Errorf("%s label removal failed: %w", c.Object, err)
-		}
-		c.Action, c.Reason = Pruned, "meshcd's labels removed; the object stays"
-		return c, nil
-	}
-	if err := m.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+	m.beforeWrite(live)
+	uid, rv := live.GetUID(), live.GetResourceVersion()
+	err = m.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid, ResourceVersion: &rv})
+	switch {
+	case apierrors.IsConflict(err):
+		return c, fmt.Errorf("%s delete refused: %w: %w", c.Object, errChanged, err)
+	case err != nil && !apierrors.IsNotFound(err):
 		return c, fmt.Errorf("%s delete failed: %w", c.Object, err)
 	}
 	c.Action = Pruned
 	return c, nil
+}
+
+// release removes meshcd's fields from a partially owned object: applying
+// nothing as meshcd releases every field meshcd owned, its labels and
+// annotations go, the object and every other manager's fields stay. On an
+// object meshcd owns no field of (one created again by another tool) there
+// is nothing to release and nothing is written. Server-side apply only
+// ever removes fields meshcd owns, so even a replacement could lose none of
+// its own labels; still the apply carries live's resourceVersion and UID,
+// so that an object changed after the read is judged again rather than
+// written to, and one deleted since is never created again (an apply would
+// create it).
+func (m *Manager) release(ctx context.Context, c Change, live *unstructured.Unstructured, labelled bool) (Change, error) {
+	if !ownsFields(live) {
+		c.Action, c.Reason = Skipped, "meshcd owns none of its labels any more; nothing to remove"
+		return c, nil
+	}
+	bare := &unstructured.Unstructured{}
+	bare.SetGroupVersionKind(live.GroupVersionKind())
+	bare.SetNamespace(live.GetNamespace())
+	bare.SetName(live.GetName())
+	bare.SetUID(live.GetUID())
+	bare.SetResourceVersion(live.GetResourceVersion())
+	m.beforeWrite(live)
+	err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bare), client.FieldOwner(ambient.FieldManager), client.ForceOwnership)
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		return c, fmt.Errorf("%s label removal refused: %w: %w", c.Object, errChanged, err)
+	case err != nil:
+		return c, fmt.Errorf("%s label removal failed: %w", c.Object, err)
+	}
+	c.Action, c.Reason = Pruned, "meshcd's labels removed; the object stays"
+	if !labelled {
+		c.Reason = fmt.Sprintf("another tool removed meshcd's label %s; meshcd's other labels removed, the object stays", ambient.LabelManagedBy)
+	}
+	return c, nil
+}
+
+// beforeWrite runs the test hook, if any, between the read that judged
+// live and the write that removes it.
+func (m *Manager) beforeWrite(live *unstructured.Unstructured) {
+	if m.beforeRemove != nil {
+		m.beforeRemove(live)
+	}
+}
+
+// ownsFields reports whether meshcd's apply owns any field of live.
+func ownsFields(live *unstructured.Unstructured) bool {
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == ambient.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Subresource == "" {
+			return true
+		}
+	}
+	return false
 }

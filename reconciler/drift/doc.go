@@ -4,8 +4,13 @@
 //
 // Drift is judged against the server's dry-run of the desired object, so a
 // field the server defaults is never drift. Who changed a field comes from
-// the live object's managedFields. Reports are rendered as text, JSON and
+// the live object's managedFields, and so are the fields another manager
+// added to an object meshcd owns fully, which a dry-run keeps (package
+// foreign says which fields count). Reports are rendered as text, JSON and
 // Markdown.
+//
+// It judges the objects the spec renders. A stale object whose label
+// another tool removed is prune's to report, not drift's.
 //
 // It never corrects drift itself: the caller decides, by mode, whether to
 // re-apply. Fights tells the caller when its corrections keep being

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
 // Mode is what meshcd does about drift.
@@ -49,14 +50,17 @@ type Object struct {
 }
 
 // Judge compares desired, as stamped for apply, with the server's dry-run of
-// it and returns its drift, or nil when there is none.
+// it and returns its drift, or nil when there is none. Fields another field
+// manager added to an object meshcd owns fully are drift too (package
+// foreign says which count): the dry-run keeps them, so they are read from
+// the live object's managedFields, each with no desired value.
 func Judge(ctx context.Context, c client.Client, desired *unstructured.Unstructured) (*Object, error) {
 	d, err := jsondiff.Unstructured(ctx, c, desired, jsondiff.FieldOwner(ambient.FieldManager))
 	if err != nil {
 		return nil, fmt.Errorf("%s dry-run failed: %w", meshspec.RefOf(desired), err)
 	}
 	switch d.Type {
-	case jsondiff.DiffTypeNone, jsondiff.DiffTypeExclude:
+	case jsondiff.DiffTypeExclude:
 		return nil, nil
 	case jsondiff.DiffTypeCreate:
 		return &Object{Object: meshspec.RefOf(desired).String(), Missing: true}, nil
@@ -70,6 +74,17 @@ func Judge(ctx context.Context, c client.Client, desired *unstructured.Unstructu
 			f.Manager, f.Time = changedBy(live, op.Path)
 		}
 		out.Fields = append(out.Fields, f)
+	}
+	// The dry-run keeps what other managers added: managedFields shows it.
+	added, err := foreign.Added(desired, live)
+	if err != nil {
+		return nil, fmt.Errorf("%s %w", out.Object, err)
+	}
+	for _, a := range added {
+		out.Fields = append(out.Fields, Field{Path: a.Pointer, Live: a.Value, Manager: a.Manager, Time: a.Time})
+	}
+	if len(out.Fields) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/apply"
+	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
 // Watcher watches the objects meshcd owns and reports those that drift.
@@ -53,6 +54,13 @@ func selfInflicted(o *Object) bool {
 		}
 	}
 	return true
+}
+
+// addedTo reports whether another manager added fields to live, or its
+// managedFields cannot be read (then the dry-run judges).
+func addedTo(desired, live *unstructured.Unstructured) bool {
+	added, err := foreign.Added(desired, live)
+	return err != nil || len(added) > 0
 }
 
 // Watch informs on every kind of desired, filtered by meshcd's label, and
@@ -117,7 +125,7 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		case ch := <-changes:
 			at, live := time.Now(), ch.obj
 			d, ok := want[object.ObjMetadata{Namespace: live.GetNamespace(), Name: live.GetName(), GroupKind: live.GroupVersionKind().GroupKind()}]
-			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && apply.Current(d, live)) {
+			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && apply.Current(d, live) && !addedTo(d, live)) {
 				continue
 			}
 			drifted, err := Judge(ctx, w.Client, d)

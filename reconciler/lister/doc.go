@@ -7,5 +7,8 @@
 // Only a List whose label selector is exactly an informer's is served from
 // it; every Get, and every other List, goes to the API server, so a
 // read that must be current (the inventory, a partial object before it is
-// labelled) never comes from a cache. The informers keep no managedFields.
+// labelled) never comes from a cache. Of managedFields the informers keep
+// only other managers' entries on the main resource, which the apply reads
+// to find fields they added (package foreign); meshcd's own entries and the
+// subresources' are dropped.
 package lister

@@ -3,8 +3,10 @@ package lister
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
 // Lister is a client.Reader whose Lists of meshcd's objects and of
@@ -44,6 +47,21 @@ func exists(key string) labels.Selector {
 	return labels.NewSelector().Add(*r)
 }
 
+// keepForeignFields drops the managedFields entries the apply never reads
+// from a listed object: meshcd's own and every subresource's, most of
+// them. What stays is what package foreign needs to see fields another
+// manager added, and on most objects that is nothing.
+func keepForeignFields(in any) (any, error) {
+	if obj, ok := in.(metav1.Object); ok {
+		kept := slices.DeleteFunc(obj.GetManagedFields(), func(e metav1.ManagedFieldsEntry) bool { return !foreign.Other(e) })
+		if len(kept) == 0 {
+			kept = nil
+		}
+		obj.SetManagedFields(kept)
+	}
+	return in, nil
+}
+
 // Start starts the informers' cache and returns a Lister reading through
 // it; direct serves every read the cache does not. The cache stops with ctx.
 func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister, error) {
@@ -53,7 +71,7 @@ func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister
 	slice.SetGroupVersionKind(endpointSliceGK.WithVersion("v1"))
 	c, err := cache.New(cfg, cache.Options{
 		DefaultLabelSelector: managed,
-		DefaultTransform:     cache.TransformStripManagedFields(),
+		DefaultTransform:     keepForeignFields,
 		ByObject: map[client.Object]cache.ByObject{
 			deployment: {Label: waypoints},
 			slice:      {Label: waypoints},
