@@ -6,10 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/reconciler/inventory"
@@ -109,18 +106,12 @@ func (m *Manager) Owned(ctx context.Context, entries []inventory.Entry) ([]inven
 	var out []inventory.Entry
 	cl := m.newClaims()
 	for _, e := range entries {
-		stub, err := e.Object()
+		live, err := m.read(ctx, e)
 		if err != nil {
 			return nil, err
 		}
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(stub.GroupVersionKind())
-		err = m.client.Get(ctx, client.ObjectKeyFromObject(stub), live)
-		switch {
-		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		if live == nil {
 			continue
-		case err != nil:
-			return nil, fmt.Errorf("%s read after prune failed: %w", e, err)
 		}
 		if live.GetLabels()[ambient.LabelManagedBy] != ambient.ManagedByValue {
 			continue
