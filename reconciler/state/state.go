@@ -91,9 +91,14 @@ func (s *Store) last() *corev1.ConfigMap {
 // what change saw: when another writer came in between, Update reads the
 // state again and calls change again, on the other writer's values.
 func (s *Store) Update(ctx context.Context, change func(values map[string]string) (map[string]string, error)) (Data, error) {
-	var out Data
+	var (
+		out  Data
+		last error
+	)
 	cm := s.last()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() (err error) {
+		// retry drops an error that wraps a cancelled context; keep it.
+		defer func() { last = err }()
 		if cm == nil {
 			var err error
 			if cm, err = s.read(ctx); err != nil {
@@ -118,6 +123,9 @@ func (s *Store) Update(ctx context.Context, change func(values map[string]string
 		}
 		return err
 	})
+	if err == nil {
+		err = last
+	}
 	return out, err
 }
 
