@@ -37,7 +37,6 @@ import (
 	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
-	"github.com/meshcd/meshcd/renderer"
 )
 
 // Options configure a demo run.
@@ -140,7 +139,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	res.Plan, err = plan.Compute("main", baseDir, "canary-50", headDir, renderer.DefaultOptions())
+	res.Plan, err = plan.Compute("main", baseDir, "canary-50", headDir, plan.DefaultOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -270,7 +270,7 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 	scan.add("status report", status)
 	scan.add("errors", err)
 	base := fetched(strings.TrimPrefix(rev1, "main@sha1:"))
-	p, err := plan.Compute(base.Revision, base.Dir, head.Revision, head.Dir, renderer.DefaultOptions())
+	p, err := plan.Compute(base.Revision, base.Dir, head.Revision, head.Dir, plan.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
