@@ -189,43 +189,38 @@ func TestCompute_SaysWhichRolloutStageAChangeMoves(t *testing.T) {
 	}
 }
 
-// The rollout of examples/helloworld-canary, as `make demo` runs it: a
-// replace stage, a canary stage, a manual stage and ztunnel node by node.
-const demoRollout = `apiVersion: meshcd.dev/v1alpha1
-kind: DataplaneRollout
-metadata: {name: proxies}
-spec:
-  bundle: "1.31.1"
-PROMOTE  waypoints:
-    stages:
-      - {name: tools, namespaces: [httpbin], gates: {programmed: true, ready: true, soak: 0s, timeout: 2m}}
-      - {name: hello, namespaces: [hello], strategy: canary, steps: [10, 50, 100], gates: {programmed: true, ready: true, soak: 3s, timeout: 2m}}
-      - {name: rest, namespaces: ["*"], approval: manual, gates: {programmed: true, ready: true, soak: 0s, timeout: 2m}}
-  ztunnel: {strategy: node-by-node, maxUnavailable: 1, timeout: 2m}
-`
-
-func TestCompute_DescribesARolloutStageByStage(t *testing.T) {
-	var spaces strings.Builder
-	for _, name := range []string{"hello", "httpbin", "shop", "payments"} {
-		spaces.WriteString("---\n" + strings.ReplaceAll(ns, "hello", name))
-	}
-	dir := func(promote string, rollout bool) string {
-		files := map[string]string{"ns.yaml": spaces.String()}
-		if rollout {
-			files["rollout.yaml"] = strings.Replace(demoRollout, "PROMOTE", promote, 1)
+// example copies examples/helloworld-canary, whose rollout `make demo`
+// runs, without its rollout.yaml, or with it and promote set.
+func example(t *testing.T, rollout bool, promote string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "helloworld-canary")
+	files := map[string]string{}
+	for _, name := range []string{"mesh.yaml", "apps.yaml", "rollout.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return writeDir(t, files)
+		files[name] = string(b)
 	}
+	if !rollout {
+		delete(files, "rollout.yaml")
+	} else if promote != "" {
+		files["rollout.yaml"] = strings.Replace(files["rollout.yaml"], "  bundle: \"1.31.1\"\n", "  bundle: \"1.31.1\"\n  promote: "+promote+"\n", 1)
+	}
+	return writeDir(t, files)
+}
+
+func TestCompute_DescribesTheExampleRolloutStageByStage(t *testing.T) {
 	nodes := []string{"kwok-node-0", "kwok-node-1", "kwok-node-2"}
 	for _, tc := range []struct {
 		name       string
 		base, head string
 		nodes      []string
 	}{
-		{"add", dir("", false), dir("", true), nodes},
-		{"add-offline", dir("", false), dir("", true), nil},
-		{"promote", dir("", true), dir("  promote: rest\n", true), nodes},
-		{"remove", dir("", true), dir("", false), nodes},
+		{"add", example(t, false, ""), example(t, true, ""), nodes},
+		{"add-offline", example(t, false, ""), example(t, true, ""), nil},
+		{"promote", example(t, true, ""), example(t, true, "rest"), nodes},
+		{"remove", example(t, true, ""), example(t, false, ""), nodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := DefaultOptions()
@@ -233,6 +228,9 @@ func TestCompute_DescribesARolloutStageByStage(t *testing.T) {
 			p, err := Compute("main", tc.base, "head", tc.head, opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(p.Changes) != 0 {
+				t.Fatalf("a DataplaneRollout renders no object, yet the plan changes %d", len(p.Changes))
 			}
 			golden(t, filepath.Join("testdata", "rollout", tc.name+".golden.txt"), p.Text()+"\n---- markdown\n"+p.Markdown(MaxComment))
 		})
