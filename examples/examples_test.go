@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -91,5 +94,54 @@ func TestExamples_OverlaysChangeOnlyTheWeights(t *testing.T) {
 	}
 	if weights["staging"] != [2]int64{50, 50} || weights["prod"] != [2]int64{95, 5} {
 		t.Fatalf("weights per overlay: %v", weights)
+	}
+}
+
+// An example's rollouts must start on the namespaces and waypoints the
+// example itself renders.
+func TestExamples_RolloutsStartOnTheirOwnNamespaces(t *testing.T) {
+	for name, dir := range specs {
+		t.Run(name, func(t *testing.T) {
+			b, err := renderer.Render(dir, renderer.DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range dataplane.Moves(nil, b.Spec.Rollouts, b.Objects, nil) {
+				if strings.Contains(l, "would not start") {
+					t.Error(l)
+				}
+			}
+		})
+	}
+}
+
+// helloworld-canary, which `make demo` rolls out, shows every kind of
+// stage: replace, weighted canary, manual approval, ztunnel node by node.
+func TestExamples_TheDemoRolloutHasEveryKindOfStage(t *testing.T) {
+	b, err := renderer.Render("helloworld-canary", renderer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Spec.Rollouts) != 1 {
+		t.Fatalf("want one DataplaneRollout, got %d", len(b.Spec.Rollouts))
+	}
+	r := b.Spec.Rollouts[0]
+	kinds := map[string]bool{}
+	for _, s := range r.Spec.Waypoints.Stages {
+		kinds[string(s.Strategy)] = true
+		if s.Approval == meshspec.ApprovalManual {
+			kinds["manual"] = true
+		}
+	}
+	if z := r.Spec.Ztunnel; z != nil {
+		kinds[string(z.Strategy)] = true
+	}
+	for _, want := range []string{"replace", "canary", "manual", "node-by-node"} {
+		if !kinds[want] {
+			t.Errorf("the demo rollout has no %s stage", want)
+		}
+	}
+	if r.Spec.Promote != "" {
+		t.Errorf("the example leaves promote to the demo's second pull request, yet sets %q", r.Spec.Promote)
 	}
 }

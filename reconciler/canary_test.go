@@ -2,10 +2,7 @@ package reconciler_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +19,7 @@ import (
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/dataplane"
 	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
 )
 
@@ -67,43 +65,20 @@ func weights(r *recorder) []string {
 	return out
 }
 
-// weightedWaypoints reads istiod's own view of a Service's waypoints from
-// /debug/ambientz: the waypoint names and the weights it resolved.
-func weightedWaypoints(t *testing.T, namespace, service string) string {
+// canaryWeight is the weight istiod itself resolved for a Service's canary
+// waypoint (/debug/ambientz), or -1 when it resolved none.
+func canaryWeight(t *testing.T, namespace, service string) (int, []localcluster.WeightedWaypoint) {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(clustertest.Cluster(t).IstiodMonitoringURL() + "/debug/ambientz")
+	ww, err := localcluster.WeightedWaypoints(context.Background(), clustertest.Cluster(t).IstiodMonitoringURL(), namespace, service)
 	if err != nil {
 		t.Fatalf("istiod's ambientz: %v", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		t.Fatalf("ambientz is not JSON: %v", err)
-	}
-	var found string
-	var walk func(any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if ww, ok := x["weightedWaypoints"]; ok && strings.Contains(fmt.Sprint(x), service+"."+namespace+".svc") {
-				b, _ := json.Marshal(ww)
-				found = string(b)
-			}
-			for _, c := range x {
-				walk(c)
-			}
-		case []any:
-			for _, c := range x {
-				walk(c)
-			}
+	for _, w := range ww {
+		if w.Name == "waypoint"+dataplane.CanarySuffix {
+			return w.Weight, ww
 		}
 	}
-	walk(doc)
-	return found
+	return -1, ww
 }
 
 func (f *fleet) deploymentOf(ns, name string) *appsv1.Deployment {
@@ -137,7 +112,8 @@ func TestRollout_CanaryStepsTheWeightsPromotesAndSurvivesARestart(t *testing.T) 
 	var steps []step
 	last, lastAt := int32(-1), time.Now()
 	start := time.Now()
-	restarted, sawIstiod := false, ""
+	restarted := false
+	var sawIstiod []localcluster.WeightedWaypoint
 	st := f.until("proxies", dataplane.PhaseSucceeded, func(st *dataplane.State) {
 		n, _ := f.writes.Take()
 		if len(steps) > 0 {
@@ -160,12 +136,12 @@ func TestRollout_CanaryStepsTheWeightsPromotesAndSurvivesARestart(t *testing.T) 
 		if c.Weight == 25 && !restarted {
 			// istiod itself resolved the canary and its weight.
 			deadline := time.Now().Add(20 * time.Second)
-			for sawIstiod == "" || !strings.Contains(sawIstiod, "25") {
+			for w := -1; w != 25; {
 				if time.Now().After(deadline) {
-					t.Fatalf("istiod's ambientz never showed the canary at weight 25 for app.%s: %q", f.names[0], sawIstiod)
+					t.Fatalf("istiod's ambientz never showed the canary at weight 25 for app.%s: %v", f.names[0], sawIstiod)
 				}
 				time.Sleep(200 * time.Millisecond)
-				sawIstiod = weightedWaypoints(t, f.names[0], "app")
+				w, sawIstiod = canaryWeight(t, f.names[0], "app")
 			}
 			// meshcd is killed between two steps; a new one takes over.
 			opts := reconciler.DefaultOptions()
@@ -178,10 +154,11 @@ func TestRollout_CanaryStepsTheWeightsPromotesAndSurvivesARestart(t *testing.T) 
 		steps[len(steps)-1].took = time.Since(lastAt)
 	}
 	took := time.Since(start)
-	t.Logf("istiod at weight 25: weightedWaypoints %s", sawIstiod)
-	if !strings.Contains(sawIstiod, "waypoint-canary") {
-		t.Fatalf("istiod did not resolve the canary waypoint: %s", sawIstiod)
+	if !restarted {
+		t.Fatal("the rollout never stopped at weight 25, where istiod is asked")
 	}
+	t.Logf("istiod at weight 25: weightedWaypoints %v", sawIstiod)
+
 	for _, ns := range f.names {
 		if got := strings.Join(weights(recs[ns]), " "); got != "- 5 25 50 100 -" {
 			t.Errorf("namespace %s carried canary weights %q, want \"- 5 25 50 100 -\" (no repeat, no reset across the restart)", ns, got)

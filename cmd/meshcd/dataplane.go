@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -57,23 +55,7 @@ func newRolloutCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(states) == 0 {
-				fmt.Fprintln(stdout, "no rollout has started")
-				return nil
-			}
-			names := make([]string, 0, len(states))
-			for n := range states {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				st := states[n]
-				fmt.Fprintf(stdout, "%s: %s, bundle %s, stage %s\n  %s\n", n, st.Phase, st.Bundle, st.StageName, st.Message)
-				if c := st.Canary; c != nil {
-					fmt.Fprintf(stdout, "  canary %s: weight %d in %s\n", c.Image, c.Weight, strings.Join(c.Namespaces, ", "))
-				}
-			}
-			return nil
+			return dataplane.WriteStatus(stdout, states)
 		},
 	}
 	rollout.AddCommand(status)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
 )
@@ -25,7 +27,8 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 		Use:   "plan",
 		Short: "Show what merging a branch would change: objects added, changed and removed, findings introduced and fixed",
 		Long: "plan renders the base and the head of a pull request and compares them. With --kubeconfig it also\n" +
-			"diffs the head against the live cluster. Exit codes: 0 no change, 1 changes, 2 error.",
+			"diffs the head against the live cluster and names the nodes a DataplaneRollout's ztunnel stage replaces.\n" +
+			"Exit codes: 0 no change, 1 changes, 2 error.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url, err := repoURL(repo)
@@ -53,15 +56,23 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("head: %w", err)
 			}
-			p, err := plan.Compute(b.Revision, b.Dir, h.Revision, h.Dir, flags.render.options())
+			popts := plan.DefaultOptions()
+			popts.Render = flags.render.options()
+			var r *reconciler.Reconciler
+			if flags.kube.kubeconfig != "" {
+				var cl *clients
+				if r, cl, err = flags.reconciler(); err != nil {
+					return err
+				}
+				if popts.ZtunnelNodes, err = dataplane.ZtunnelNodes(cmd.Context(), cl.client, ""); err != nil {
+					return err
+				}
+			}
+			p, err := plan.Compute(b.Revision, b.Dir, h.Revision, h.Dir, popts)
 			if err != nil {
 				return err
 			}
-			if flags.kube.kubeconfig != "" {
-				r, _, err := flags.reconciler()
-				if err != nil {
-					return err
-				}
+			if r != nil {
 				live, err := r.Diff(cmd.Context(), h.Dir)
 				if err != nil {
 					return fmt.Errorf("live diff: %w", err)

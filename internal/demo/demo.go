@@ -1,8 +1,10 @@
 // Package demo runs meshcd's main job end to end on a local cluster: a git
 // repository made from an example, the controller reconciling it, a weight
 // change planned and applied, a hand-made change reported as drift and
-// corrected, and istiod's status read back. `make demo` runs it in full;
-// its test runs it on the test package's cluster.
+// corrected, istiod's status read back, and a DataplaneRollout added and
+// promoted by pull requests and followed stage by stage, ztunnel included.
+// `make demo` runs it in full; its test runs it on the test package's
+// cluster.
 package demo
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,12 +35,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/controller"
 	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
-	"github.com/meshcd/meshcd/renderer"
 )
 
 // Options configure a demo run.
@@ -52,6 +56,9 @@ type Options struct {
 	Interval time.Duration
 	// Name tells this demo's meshcd instance apart from others on the cluster.
 	Name string
+	// IstiodMonitoringURL serves istiod's /debug/ambientz, asked for its
+	// own view of the canary.
+	IstiodMonitoringURL string
 }
 
 // Result holds what the demo measured, for its test.
@@ -60,7 +67,25 @@ type Result struct {
 	WeightApplied  time.Duration
 	DriftCorrected time.Duration
 	Plan           *plan.Plan
+	// RolloutPlan and PromotePlan are the plans of the pull requests that
+	// add the DataplaneRollout and promote its manual stage.
+	RolloutPlan, PromotePlan *plan.Plan
+	// PromoteMerged is when the promote merged.
+	PromoteMerged time.Time
+	// Rollout is the time from the first merge to Succeeded.
+	Rollout time.Duration
+	// Istiod is istiod's view of the canary Service at each canary weight.
+	Istiod []CanaryView
 }
+
+// CanaryView is what istiod resolved for the canary Service at one weight.
+type CanaryView struct {
+	Weight int32
+	Istiod []localcluster.WeightedWaypoint
+}
+
+// namespaces are the example's namespaces, which the platform creates.
+var namespaces = []string{"hello", "httpbin", "shop", "payments"}
 
 // step prints a numbered heading.
 type narrator struct {
@@ -84,21 +109,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	n.step("the platform creates the namespaces (meshcd labels namespaces, it never creates them)")
-	for _, ns := range []string{"hello", "httpbin"} {
+	n.step("the platform creates the namespaces and installs ztunnel (meshcd labels namespaces, it never creates them)")
+	for _, ns := range namespaces {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 		n.say("namespace %s", ns)
 	}
+	if err := installZtunnel(ctx, c, n); err != nil {
+		return nil, err
+	}
 
-	n.step("a git repository from %s", opts.Example)
+	n.step("a git repository from %s, without its %s (a pull request adds it later)", opts.Example, rolloutFile)
 	repoDir, err := os.MkdirTemp("", "meshcd-demo-repo-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(repoDir)
-	repo, first, err := initRepo(repoDir, opts.Example)
+	repo, first, err := initRepo(repoDir, opts.Example, rolloutFile)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +139,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 	rOpts := reconciler.DefaultOptions()
-	rOpts.Name = opts.Name
-	ctrl, stop, err := startController(ctx, opts, c, controller.Options{
+	rOpts.Name, rOpts.HealthHold = opts.Name, time.Second
+	logLevel := &slog.LevelVar{}
+	ctrl, stop, err := startController(ctx, opts, c, logLevel, controller.Options{
 		Source:     source.Options{URL: "file://" + repoDir, Ref: source.Ref{Branch: "main"}, WorkDir: work},
 		Reconciler: rOpts,
 		Interval:   opts.Interval,
+		// A moving rollout is re-checked this soon, so that each step
+		// follows the last within a second.
+		RolloutPoll: 500 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err
@@ -131,7 +163,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	n.say("Ready: %s (%s)", readyMessage(st), res.FirstApply.Round(time.Millisecond))
 
 	n.step("a pull request moves helloworld to 50/50; the plan posted on it")
-	head, err := commit(repo, repoDir, "canary-50", "mesh.yaml", "backends: {v1: 95, v2: 5}", "backends: {v1: 50, v2: 50}")
+	head, err := commit(repo, repoDir, "canary-50", "mesh: helloworld 50/50", "mesh.yaml", func(b []byte) (string, error) {
+		const old = "backends: {v1: 95, v2: 5}"
+		if !strings.Contains(string(b), old) {
+			return "", fmt.Errorf("mesh.yaml does not contain %q", old)
+		}
+		return strings.Replace(string(b), old, "backends: {v1: 50, v2: 50}", 1), nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +178,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	res.Plan, err = plan.Compute("main", baseDir, "canary-50", headDir, renderer.DefaultOptions())
+	res.Plan, err = plan.Compute("main", baseDir, "canary-50", headDir, plan.DefaultOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +232,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		n.say("%s %s", h.Object, state)
 	}
 	n.say("clones so far: %d (a poll of an unchanged head clones nothing)", ctrl.source.Clones())
+
+	// From here the narration follows the rollout's state; the
+	// controller's log of each reconcile would drown it.
+	logLevel.Set(slog.LevelWarn)
+	r := &rollout{n: n, opts: opts, c: c, repo: repo, repoDir: repoDir, res: res,
+		store: &dataplane.Store{Client: c, Namespace: rOpts.Namespace, Name: "meshcd-rollout-" + opts.Name}}
+	if err := r.run(ctx); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -203,7 +250,7 @@ type demoController struct {
 	source *source.Source
 }
 
-func startController(ctx context.Context, opts Options, c client.Client, copts controller.Options) (*demoController, func(), error) {
+func startController(ctx context.Context, opts Options, c client.Client, level slog.Leveler, copts controller.Options) (*demoController, func(), error) {
 	dyn, err := dynamic.NewForConfig(opts.Config)
 	if err != nil {
 		return nil, nil, err
@@ -212,7 +259,7 @@ func startController(ctx context.Context, opts Options, c client.Client, copts c
 	if err != nil {
 		return nil, nil, err
 	}
-	log := slog.New(slog.NewTextHandler(indentWriter{opts.Out}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(indentWriter{opts.Out}, &slog.HandlerOptions{Level: level}))
 	runCtx, cancel := context.WithCancel(ctx)
 	if copts.Reconciler.Lists, err = lister.Start(runCtx, opts.Config, c); err != nil {
 		cancel()
@@ -292,8 +339,9 @@ func routeWeights(ctx context.Context, c client.Client) (string, error) {
 	return strings.Join(parts, " "), nil
 }
 
-// initRepo copies the example into a new repository and commits it on main.
-func initRepo(dir, example string) (*git.Repository, string, error) {
+// initRepo copies the example, but for the files skip names, into a new
+// repository and commits it on main.
+func initRepo(dir, example string, skip ...string) (*git.Repository, string, error) {
 	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")}})
 	if err != nil {
 		return nil, "", err
@@ -303,6 +351,9 @@ func initRepo(dir, example string) (*git.Repository, string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(example, path)
+		if slices.Contains(skip, rel) {
+			return nil
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -334,8 +385,9 @@ func author() *object.Signature {
 	return &object.Signature{Name: "platform team", Email: "platform@example.com", When: time.Now()}
 }
 
-// commit edits file on a new branch and returns the commit.
-func commit(repo *git.Repository, dir, branch, file, old, new string) (string, error) {
+// commit writes file on a new branch, with what edit makes of its
+// content (nil when it does not exist yet), and returns the commit.
+func commit(repo *git.Repository, dir, branch, message, file string, edit func(old []byte) (string, error)) (string, error) {
 	wt, err := repo.Worktree()
 	if err != nil {
 		return "", err
@@ -344,20 +396,21 @@ func commit(repo *git.Repository, dir, branch, file, old, new string) (string, e
 		return "", err
 	}
 	p := filepath.Join(dir, file)
-	b, err := os.ReadFile(p)
+	old, err := os.ReadFile(p)
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	content, err := edit(old)
 	if err != nil {
 		return "", err
 	}
-	if !strings.Contains(string(b), old) {
-		return "", fmt.Errorf("%s does not contain %q", file, old)
-	}
-	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		return "", err
 	}
 	if _, err := wt.Add(file); err != nil {
 		return "", err
 	}
-	h, err := wt.Commit("mesh: helloworld 50/50", &git.CommitOptions{Author: author()})
+	h, err := wt.Commit(message, &git.CommitOptions{Author: author()})
 	if err != nil {
 		return "", err
 	}

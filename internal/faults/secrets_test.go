@@ -28,7 +28,6 @@ import (
 	"github.com/meshcd/meshcd/reconciler/controller"
 	"github.com/meshcd/meshcd/reconciler/plan"
 	"github.com/meshcd/meshcd/reconciler/source"
-	"github.com/meshcd/meshcd/renderer"
 )
 
 // ctlScan searches what meshcd printed for a token made of a random core
@@ -270,7 +269,7 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 	scan.add("status report", status)
 	scan.add("errors", err)
 	base := fetched(strings.TrimPrefix(rev1, "main@sha1:"))
-	p, err := plan.Compute(base.Revision, base.Dir, head.Revision, head.Dir, renderer.DefaultOptions())
+	p, err := plan.Compute(base.Revision, base.Dir, head.Revision, head.Dir, plan.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

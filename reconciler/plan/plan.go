@@ -42,8 +42,9 @@ type Plan struct {
 	// Introduced are findings the head has and the base has not; Fixed the reverse.
 	Introduced []rules.Finding `json:"introduced"`
 	Fixed      []rules.Finding `json:"fixed"`
-	// Rollouts say what the head does to each DataplaneRollout: which stage
-	// starts and which namespaces and nodes it touches.
+	// Rollouts say, a line each, what the head does to each
+	// DataplaneRollout: its stages in order with their namespaces and
+	// gates, the ztunnel nodes, what the merge starts and where it stops.
 	Rollouts []string `json:"rollouts,omitempty"`
 	// Order says which waypoint labels wait for their waypoint to be ready,
 	// and which waypoints are deleted only after the labels move off.
@@ -58,22 +59,35 @@ type Plan struct {
 // HasChanges reports whether merging the head changes any object.
 func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 || len(p.Rollouts) > 0 }
 
+// Options configure Compute.
+type Options struct {
+	// Render configures the renderer for both sides.
+	Render renderer.Options
+	// ZtunnelNodes are the nodes the live ztunnel DaemonSet runs on
+	// (dataplane.ZtunnelNodes), named in a rollout's ztunnel stage; nil
+	// when the plan has no cluster to ask.
+	ZtunnelNodes []string
+}
+
+// DefaultOptions plans without a cluster.
+func DefaultOptions() Options { return Options{Render: renderer.DefaultOptions()} }
+
 // Compute renders both directories and compares them. base may be empty,
 // for a repository whose base has no spec yet.
-func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (*Plan, error) {
+func Compute(baseRev, baseDir, headRev, headDir string, opts Options) (*Plan, error) {
 	p := &Plan{Base: baseRev, Head: headRev, Changes: []Change{}, Introduced: []rules.Finding{}, Fixed: []rules.Finding{}}
 	var before []*unstructured.Unstructured
 	var beforeRollouts []*meshspec.DataplaneRollout
 	var beforeFindings []rules.Finding
 	if baseDir != "" {
-		b, err := renderer.Render(baseDir, opts)
+		b, err := renderer.Render(baseDir, opts.Render)
 		if err != nil {
 			return nil, fmt.Errorf("base %s does not render: %w", baseRev, err)
 		}
 		before, beforeFindings = b.Objects, rules.Check(b.Objects, rules.Options{Origin: b.Origin})
 		beforeRollouts = b.Spec.Rollouts
 	}
-	h, err := renderer.Render(headDir, opts)
+	h, err := renderer.Render(headDir, opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("head %s does not render: %w", headRev, err)
 	}
@@ -84,7 +98,7 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 		return nil, err
 	}
 	p.Order = apply.Sequence(before, h.Objects)
-	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects)
+	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects, opts.ZtunnelNodes)
 	p.Introduced = subtract(afterFindings, beforeFindings)
 	p.Fixed = subtract(beforeFindings, afterFindings)
 	return p, nil

@@ -1,13 +1,13 @@
 package plan
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
 
@@ -45,7 +45,7 @@ spec:
 func TestCompute_WeightChangeIsOneChangedRoute(t *testing.T) {
 	base := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(95, 5)})
 	head := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(50, 50)})
-	p, err := Compute("main@sha1:aaa", base, "canary@sha1:bbb", head, renderer.DefaultOptions())
+	p, err := Compute("main@sha1:aaa", base, "canary@sha1:bbb", head, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestCompute_WeightChangeIsOneChangedRoute(t *testing.T) {
 	if !p.HasChanges() {
 		t.Fatal("a changed route is a change")
 	}
-	same, err := Compute("a", base, "b", base, renderer.DefaultOptions())
+	same, err := Compute("a", base, "b", base, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ spec:
   parentRefs: [{group: "", kind: Service, name: lonely}]
   rules: [{backendRefs: [{name: lonely, port: 80}]}]
 `})
-	p, err := Compute("base", base, "head", head, renderer.DefaultOptions())
+	p, err := Compute("base", base, "head", head, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ spec:
 	if !found {
 		t.Fatalf("the head introduces AMB030 for the route without a waypoint: %+v", p.Introduced)
 	}
-	reverse, err := Compute("head", head, "base", base, renderer.DefaultOptions())
+	reverse, err := Compute("head", head, "base", base, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,36 +159,104 @@ func TestCompute_SaysWhichRolloutStageAChangeMoves(t *testing.T) {
 	dir := func(bundle, promote, stages string) string {
 		return writeDir(t, map[string]string{"ns.yaml": ns, "shop.yaml": shop, "rollout.yaml": rolloutSpec(bundle, promote, stages)})
 	}
-	p, err := Compute("main", dir("1.31.0", "", stages), "bump", dir("1.31.1", "", stages), renderer.DefaultOptions())
+	p, err := Compute("main", dir("1.31.0", "", stages), "bump", dir("1.31.1", "", stages), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Changes) != 0 || !p.HasChanges() || len(p.Rollouts) != 1 {
+	if len(p.Changes) != 0 || !p.HasChanges() {
 		t.Fatalf("a bundle bump changes no object but is a change: %+v", p)
 	}
-	for _, want := range []string{"bundle 1.31.0 → 1.31.1", "canary (hello) → rest (shop) [manual] → ztunnel on every node, node-by-node (maxUnavailable 1)", "merging starts stage canary (hello)"} {
-		if !strings.Contains(p.Rollouts[0], want) {
-			t.Errorf("the plan lacks %q: %s", want, p.Rollouts[0])
-		}
+	want := []string{
+		"DataplaneRollout proxies: bundle 1.31.0 → 1.31.1, starting over from the first stage: waypoints to docker.io/istio/proxyv2:1.31.1, ztunnel to docker.io/istio/ztunnel:1.31.1",
+		"DataplaneRollout proxies: stage 1 of 3, canary (hello): replace: each waypoint restarts on the new image; gates: programmed, ready, soak 0s, timeout 10m",
+		"DataplaneRollout proxies: stage 2 of 3, rest (shop): manual, waits for a commit that sets `promote: rest`; then replace: each waypoint restarts on the new image; gates: programmed, ready, soak 0s, timeout 10m",
+		"DataplaneRollout proxies: stage 3 of 3, ztunnel on every node: node by node, 1 at a time, in that order, each node's new pod Ready before the next; each replacement resets that node's long-lived connections",
+		"DataplaneRollout proxies: merging starts stage canary (hello); then the rollout goes on by itself and stops before stage rest (shop) until a commit sets `promote: rest`",
+	}
+	if strings.Join(p.Rollouts, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("rollout lines:\n%s\nwant:\n%s", strings.Join(p.Rollouts, "\n"), strings.Join(want, "\n"))
 	}
 	if !strings.Contains(p.Markdown(60000), "### Data plane rollouts") {
 		t.Error("the PR comment has no rollout section")
 	}
 
-	p, err = Compute("main", dir("1.31.1", "", stages), "promote", dir("1.31.1", "rest", stages), renderer.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(p.Rollouts) != 1 || p.Rollouts[0] != "DataplaneRollout proxies: promotes stage rest (shop), which starts on merge" {
-		t.Fatalf("promote: %q", p.Rollouts)
-	}
-
-	p, err = Compute("main", dir("1.31.1", "", stages), "bad", dir("1.31.1", "", `{name: canary, namespaces: [nope]}`), renderer.DefaultOptions())
+	p, err = Compute("main", dir("1.31.1", "", stages), "bad", dir("1.31.1", "", `{name: canary, namespaces: [nope]}`), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Rollouts) != 1 || !strings.Contains(p.Rollouts[0], "would not start") || !strings.Contains(p.Rollouts[0], "namespace nope does not exist") {
 		t.Fatalf("a rollout that cannot start says why: %q", p.Rollouts)
+	}
+}
+
+// example copies examples/helloworld-canary, whose rollout `make demo`
+// runs, without its rollout.yaml, or with it and promote set.
+func example(t *testing.T, rollout bool, promote string) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "helloworld-canary")
+	files := map[string]string{}
+	for _, name := range []string{"mesh.yaml", "apps.yaml", "rollout.yaml"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	if !rollout {
+		delete(files, "rollout.yaml")
+	} else if promote != "" {
+		files["rollout.yaml"] = strings.Replace(files["rollout.yaml"], "  bundle: \"1.31.1\"\n", "  bundle: \"1.31.1\"\n  promote: "+promote+"\n", 1)
+	}
+	return writeDir(t, files)
+}
+
+func TestCompute_DescribesTheExampleRolloutStageByStage(t *testing.T) {
+	nodes := []string{"kwok-node-0", "kwok-node-1", "kwok-node-2"}
+	for _, tc := range []struct {
+		name       string
+		base, head string
+		nodes      []string
+	}{
+		{"add", example(t, false, ""), example(t, true, ""), nodes},
+		{"add-offline", example(t, false, ""), example(t, true, ""), nil},
+		{"promote", example(t, true, ""), example(t, true, "rest"), nodes},
+		{"remove", example(t, true, ""), example(t, false, ""), nodes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.ZtunnelNodes = tc.nodes
+			p, err := Compute("main", tc.base, "head", tc.head, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Changes) != 0 {
+				t.Fatalf("a DataplaneRollout renders no object, yet the plan changes %d", len(p.Changes))
+			}
+			golden(t, filepath.Join("testdata", "rollout", tc.name+".golden.txt"), p.Text()+"\n---- markdown\n"+p.Markdown(MaxComment))
+		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// golden compares got with the file, or rewrites it under -update.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test ./reconciler/plan -update)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("the plan differs from %s; run go test ./reconciler/plan -update if intended:\n%s", file, got)
 	}
 }
 
@@ -207,7 +275,7 @@ func TestCompute_ShowsTheWaypointOrder(t *testing.T) {
 		{"remove", ns, plain, []string{"Gateway hello/waypoint is deleted only after Namespace hello no longer name it: the labels move off first, so no traffic is sent to a waypoint that is gone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Compute("base", writeDir(t, map[string]string{"ns.yaml": tc.base}), "head", writeDir(t, map[string]string{"ns.yaml": tc.head}), renderer.DefaultOptions())
+			p, err := Compute("base", writeDir(t, map[string]string{"ns.yaml": tc.base}), "head", writeDir(t, map[string]string{"ns.yaml": tc.head}), DefaultOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
