@@ -122,6 +122,7 @@ func CheckChange(base, head []*unstructured.Unstructured, opts Options) []Findin
 	sort.Strings(order)
 	for _, key := range order {
 		w := windows[key]
+		sort.Strings(w.services)
 		principal := accessOptions.TrustDomain + "/ns/" + w.identity.Namespace + "/sa/" + w.identity.ServiceAccount
 		c.report("AMB055", w.carrier, strings.Join(w.services, ", "), w.from, w.to, w.from, w.to, w.from, w.proxy, w.why, principal)
 	}
