@@ -109,6 +109,12 @@ func omitted(pl place, p *policy, i int) bool {
 	return pl.at == AtZtunnel && p.action() == actionAllow && len(p.l7[i]) > 0
 }
 
+// ruleRef is the i-th rule of a policy.
+type ruleRef struct {
+	p *policy
+	i int
+}
+
 // Shadow is an ALLOW rule that adds nothing where it is enforced: another
 // ALLOW rule there admits every request it admits. The rules of the ALLOW
 // policies of one proxy are ORed (builder.go builds one RBAC policy per
@@ -126,22 +132,18 @@ type Shadow struct {
 
 // Shadows lists each shadowed rule once, at the first place it is.
 func (m *Model) Shadows() []Shadow {
-	type ref struct {
-		p *policy
-		i int
-	}
 	var out []Shadow
-	seen := map[ref]bool{}
+	seen := map[ruleRef]bool{}
 	places, pols := m.places()
 	for k, pl := range places {
-		var rs []ref
+		var rs []ruleRef
 		for _, p := range pols[k] {
 			if p.action() != actionAllow {
 				continue
 			}
 			for i := range p.spec.Rules {
 				if !omitted(pl, p, i) {
-					rs = append(rs, ref{p, i})
+					rs = append(rs, ruleRef{p, i})
 				}
 			}
 		}
@@ -361,12 +363,8 @@ type Opening struct {
 
 // Openings lists each such rule once, at the first place it opens.
 func (m *Model) Openings() []Opening {
-	type ref struct {
-		p *policy
-		i int
-	}
 	var out []Opening
-	seen := map[ref]bool{}
+	seen := map[ruleRef]bool{}
 	places, pols := m.places()
 	for k, pl := range places {
 		deny := m.defaultDeny(pl.namespace())
@@ -378,10 +376,10 @@ func (m *Model) Openings() []Opening {
 				continue
 			}
 			for i, r := range p.spec.Rules {
-				if seen[ref{p, i}] || omitted(pl, p, i) || !everyCaller(r) {
+				if seen[ruleRef{p, i}] || omitted(pl, p, i) || !everyCaller(r) {
 					continue
 				}
-				seen[ref{p, i}] = true
+				seen[ruleRef{p, i}] = true
 				out = append(out, Opening{Policy: p.ref(), Rule: i + 1, RuleText: describeRule(r), DefaultDeny: deny.ref(), Where: pl.String()})
 			}
 		}
