@@ -1,6 +1,8 @@
 package access
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -128,35 +130,86 @@ metadata: {name: waypoint, namespace: app, labels: {istio.io/waypoint-for: servi
 spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
 `
 
-// The README's access list: an L4 rule for shop/web next to an L7 rule for
-// shop/web. The renderer copies the L4 rule into the waypoint policy, where
-// rules are OR-ed (builder.go: one RBAC policy per rule), so shop/web may
-// use every method and path.
-func TestCheck_READMECase_L4RuleLetsWebDeleteAdmin(t *testing.T) {
-	m := render(t, "testdata/readme")
-	v := check(t, m, "shop/web", "shop/orders:8080", Request{Method: "DELETE", Path: "/admin"})
-	expect(t, v, Allow, AtWaypoint, "shop/allow-waypoint", "shop/orders-allow-waypoint", "shop/orders-l7")
-	if v.Hops[0].Reason != "ALLOW shop/orders-l7 matches (rule 1)" {
-		t.Errorf("the waypoint should admit DELETE /admin by the copied L4 rule 1, got %q", v.Hops[0].Reason)
+// readmeDir is the spec of README.md "What a spec looks like", its first
+// YAML block, next to the workloads of testdata/readme.
+func readmeDir(t testing.TB) string {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Without the L4 rule the L7 rule would refuse it.
-	expect(t, check(t, m, "shop/orders", "shop/orders:8080", Request{Method: "DELETE", Path: "/admin"}), Deny, AtWaypoint, "shop/orders-l7")
+	_, section, _ := strings.Cut(string(readme), "## What a spec looks like")
+	_, block, _ := strings.Cut(section, "```yaml\n")
+	spec, _, found := strings.Cut(block, "```")
+	if !found {
+		t.Fatal("README.md has no YAML block under \"What a spec looks like\"")
+	}
+	apps, err := os.ReadFile("testdata/readme/apps.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{"mesh.yaml": spec, "apps.yaml": string(apps)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// The README's access list holds shop/web to GET and POST on /api/*: the
+// renderer leaves a caller an L7 rule names out of the L4 rules, which
+// would otherwise be ORed with it at the waypoint (builder.go: one RBAC
+// policy per rule) and let shop/web use every method and path. shop/cart,
+// named by an L4 rule only, may send anything.
+func TestCheck_READMECase_WebIsHeldToItsL7Rule(t *testing.T) {
+	m := render(t, readmeDir(t))
+	for _, to := range []string{"shop/orders:8080", "shop/orders-v1:8080", "shop/orders-v2:8080"} {
+		expect(t, check(t, m, "shop/web", to, Request{Method: "DELETE", Path: "/admin"}), Deny, AtWaypoint, "shop/orders-l7")
+		v := check(t, m, "shop/web", to, Request{Method: "GET", Path: "/api/orders"})
+		expect(t, v, Allow, AtWaypoint)
+		if v.Hops[0].Reason != "ALLOW shop/orders-l7 matches (rule 1)" {
+			t.Errorf("%s: the waypoint should admit GET /api/orders by the L7 rule 1, got %q", to, v.Hops[0].Reason)
+		}
+		expect(t, check(t, m, "shop/cart", to, Request{Method: "DELETE", Path: "/admin"}), Allow, AtWaypoint)
+		expect(t, check(t, m, "shop/orders", to, Request{Method: "GET", Path: "/api/orders"}), Deny, AtWaypoint, "shop/orders-l7")
+	}
+	// web cannot skip the waypoint by calling the pods: ztunnel admits the
+	// waypoint and cart, not web.
+	var l4 []string
+	for _, p := range m.policies {
+		if p.name == "orders-l4" {
+			for _, r := range p.spec.Rules {
+				for _, f := range r.From {
+					l4 = append(l4, f.Source.Principals...)
+				}
+			}
+		}
+	}
+	if strings.Join(l4, ",") != "cluster.local/ns/shop/sa/cart" {
+		t.Errorf("ztunnel's L4 rules admit %v, want only shop/cart", l4)
+	}
 }
 
 // The shop example adds a required JWT: a DENY notRequestPrincipals ["*"]
-// at the waypoint. Whether DELETE /admin passes then hangs on the JWT.
-func TestCheck_ShopExample_DeleteAdminHangsOnlyOnTheJWT(t *testing.T) {
+// at the waypoint. GET /api/* then hangs on the JWT, DELETE /admin is
+// refused by the L7 rule, for orders and its per-version Services alike.
+func TestCheck_ShopExample_GetHangsOnTheJWTAndDeleteIsRefused(t *testing.T) {
 	m := render(t, "../examples/shop-zero-trust")
-	req := Request{Method: "DELETE", Path: "/admin"}
-	v := check(t, m, "shop/web", "shop/orders:8080", req)
-	expect(t, v, Depends, AtWaypoint, "shop/orders-require-jwt")
-	if !strings.Contains(v.Reason, "request.auth.principal") {
-		t.Errorf("the reason should name the JWT, got %q", v.Reason)
+	for _, to := range []string{"shop/orders:8080", "shop/orders-v1:8080", "shop/orders-v2:8080"} {
+		expect(t, check(t, m, "shop/web", to, Request{Method: "DELETE", Path: "/admin", RequestPrincipal: "https://accounts.example.com/alice"}),
+			Deny, AtWaypoint, "shop/orders-l7")
+		req := Request{Method: "GET", Path: "/api/orders"}
+		v := check(t, m, "shop/web", to, req)
+		expect(t, v, Depends, AtWaypoint, "shop/orders-require-jwt")
+		if !strings.Contains(v.Reason, "request.auth.principal") {
+			t.Errorf("%s: the reason should name the JWT, got %q", to, v.Reason)
+		}
+		req.NoJWT = true
+		expect(t, check(t, m, "shop/web", to, req), Deny, AtWaypoint, "shop/orders-require-jwt")
+		req.NoJWT, req.RequestPrincipal = false, "https://accounts.example.com/alice"
+		expect(t, check(t, m, "shop/web", to, req), Allow, AtWaypoint)
 	}
-	req.NoJWT = true
-	expect(t, check(t, m, "shop/web", "shop/orders:8080", req), Deny, AtWaypoint, "shop/orders-require-jwt")
-	req.NoJWT, req.RequestPrincipal = false, "https://accounts.example.com/alice"
-	expect(t, check(t, m, "shop/web", "shop/orders:8080", req), Allow, AtWaypoint)
 }
 
 // authorization.go, handleRule: "L7 policies never match for ALLOW", so at

@@ -46,6 +46,12 @@
 // attribute a rule examines but the question left open (method, path, a
 // header, the JWT) makes the verdict "depends" and names the attribute.
 //
+// Besides verdicts it finds rules that do not do what they state (Shadows,
+// DeadRules, Openings, Bypasses), and answers for one hop (AtZtunnel,
+// WaypointFor) so that a change can be judged while it is applied; the
+// rule catalogue (renderer/rules) turns these into findings. This package
+// never imports the catalogue.
+//
 // What it assumes: waypoints are running (a missing or unready waypoint fails
 // open, which the rule catalogue reports, not this package);
 // PILOT_AUTO_ALLOW_WAYPOINT_POLICY is off (its default); a waypoint compares

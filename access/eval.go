@@ -288,17 +288,7 @@ func (m *Model) serviceWorkloads(svc *service) []*workload {
 
 // workloadHop decides at one workload's ztunnel.
 func (m *Model) workloadHop(w *workload, sp *servicePort, caller *Identity, req *Request) HopVerdict {
-	dp := dataplaneUnknown
-	if ns := m.namespaces[w.namespace]; ns != nil {
-		dp = m.dataplaneOf(ns.labels)
-	}
-	switch w.labels[ambient.LabelDataplaneMode] {
-	case "ambient":
-		dp = dataplaneAmbient
-	case "none":
-		dp = dataplaneNone
-	}
-	switch dp {
+	switch m.workloadDataplane(w) {
 	case dataplaneUnknown:
 		return HopVerdict{Decision: Undecided, Policies: []string{}, Reason: "Namespace " + w.namespace + " is not in the input, so whether ztunnel captures " + w.ref() + " is unknown"}
 	case dataplaneSidecar:
@@ -306,10 +296,7 @@ func (m *Model) workloadHop(w *workload, sp *servicePort, caller *Identity, req 
 	case dataplaneNone:
 		return HopVerdict{Decision: Allow, Policies: []string{}, Reason: w.ref() + " is not in the mesh: nothing enforces"}
 	}
-	port := sp.targetPort
-	if sp.targetName != "" {
-		port = w.ports[sp.targetName]
-	}
+	port := targetPort(*sp, w)
 	if caller == nil {
 		mode := m.effectiveMTLS(w, port)
 		switch {
@@ -321,6 +308,22 @@ func (m *Model) workloadHop(w *workload, sp *servicePort, caller *Identity, req 
 		}
 	}
 	return decide(&call{caller: caller, td: m.opts.TrustDomain, port: port, req: req, ztunnel: true}, m.ztunnelPolicies(w))
+}
+
+// workloadDataplane is how a workload is enrolled: its namespace's labels,
+// overridden by its own istio.io/dataplane-mode.
+func (m *Model) workloadDataplane(w *workload) dataplane {
+	dp := dataplaneUnknown
+	if ns := m.namespaces[w.namespace]; ns != nil {
+		dp = m.dataplaneOf(ns.labels)
+	}
+	switch w.labels[ambient.LabelDataplaneMode] {
+	case "ambient":
+		dp = dataplaneAmbient
+	case "none":
+		dp = dataplaneNone
+	}
+	return dp
 }
 
 // hop evaluates the policies one proxy enforces: CUSTOM, then DENY, then

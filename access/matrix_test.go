@@ -99,7 +99,7 @@ func TestCheck_Bookinfo(t *testing.T) {
 func TestMatrix_EveryCellEqualsCheck(t *testing.T) {
 	for name, m := range map[string]*Model{
 		"bookinfo": build(t, bookinfo()),
-		"readme":   render(t, "testdata/readme"),
+		"readme":   render(t, readmeDir(t)),
 		"shop":     render(t, "../examples/shop-zero-trust"),
 		"large":    render(t, writeLargeSpec(t, 4, 3)),
 	} {

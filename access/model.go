@@ -412,3 +412,30 @@ func selects(selector, labels map[string]string) bool {
 	}
 	return true
 }
+
+// Named lists, sorted, the HTTP methods and the paths (as patterns) that
+// the rules of the policies name, in values or notValues.
+func (m *Model) Named() (methods, paths []string) {
+	ms, ps := map[string]bool{}, map[string]bool{}
+	for _, p := range m.policies {
+		for _, r := range p.spec.Rules {
+			for _, t := range r.To {
+				for _, v := range concat(t.Operation.Methods, t.Operation.NotMethods) {
+					ms[v] = true
+				}
+				for _, v := range concat(t.Operation.Paths, t.Operation.NotPaths) {
+					ps[v] = true
+				}
+			}
+		}
+	}
+	keys := func(set map[string]bool) []string {
+		out := make([]string, 0, len(set))
+		for k := range set {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out
+	}
+	return keys(ms), keys(ps)
+}

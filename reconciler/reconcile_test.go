@@ -116,7 +116,7 @@ spec:
       backends: {v2: 100}
     - backends: {v1: 90, v2: 10}
   access:
-    - from: {serviceAccounts: [NS/web]}
+    - from: {serviceAccounts: [NS/cart]}
     - from: {serviceAccounts: [NS/web]}
       methods: [GET]
 `

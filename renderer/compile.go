@@ -3,6 +3,7 @@ package renderer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -222,14 +223,15 @@ func (b *builder) service(s *meshspec.MeshService) {
 	if w != nil && sp.WaypointOnly && !b.set.Namespace(ns).Spec.WaypointOnly {
 		b.emit(waypointOnly(ns, name+"-waypoint-only", sp.Selector, b.principal(ns, w.Name)))
 	}
-	b.access(s, w, guarded)
+	targets := b.policyTargets(s, versions)
+	b.access(s, w, guarded, targets)
 	if j := sp.JWT; j != nil {
 		rule := map[string]any{"issuer": j.Issuer, "jwksUri": j.JWKSURI}
 		if len(j.Audiences) > 0 {
 			rule["audiences"] = anyList(j.Audiences)
 		}
 		b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "RequestAuthentication", ns, name+"-jwt"), map[string]any{
-			"targetRefs": serviceRef(name),
+			"targetRefs": targets,
 			"jwtRules":   []any{rule},
 		}))
 		if j.Required {
@@ -237,12 +239,43 @@ func (b *builder) service(s *meshspec.MeshService) {
 			// requestPrincipals would be ORed with the service's other ALLOW
 			// policies and require nothing.
 			b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name+"-require-jwt"), map[string]any{
-				"targetRefs": serviceRef(name),
+				"targetRefs": targets,
 				"action":     "DENY",
 				"rules":      []any{map[string]any{"from": []any{map[string]any{"source": map[string]any{"notRequestPrincipals": []any{"*"}}}}}},
 			}))
 		}
 	}
+}
+
+// maxTargetRefs is the most targetRefs an Istio policy takes (maxItems in
+// the AuthorizationPolicy and RequestAuthentication CRDs,
+// manifests/charts/base/files/crd-all.gen.yaml).
+const maxTargetRefs = 16
+
+// policyTargets are the Services the waypoint policies of s target: s, and
+// its per-version Services when they use the same waypoint, which they do
+// through the Namespace's istio.io/use-waypoint label. A waypoint builds a
+// filter chain per Service it serves, each with only the policies that
+// target that Service (buildWaypointHTTPFilters in
+// pilot/pkg/networking/core/listener_waypoint.go, authz.NewBuilderForService),
+// so a call addressed to orders-v1 would otherwise skip the policies of
+// orders while reaching the same pods.
+func (b *builder) policyTargets(s *meshspec.MeshService, versions []string) []any {
+	refs := serviceRef(s.Name)
+	n := b.set.Namespace(s.Namespace)
+	if b.set.WaypointOf(s) == nil || n.Spec.UseWaypoint != meshspec.UseWaypointNamespace {
+		return refs
+	}
+	if len(versions)+1 > maxTargetRefs {
+		pos, _ := b.set.Origin(b.current)
+		b.errs = append(b.errs, fmt.Errorf("%s: MeshService %s/%s has %d versions, but its policies must also target each per-version Service and a policy takes at most %d targetRefs: use at most %d versions",
+			pos, s.Namespace, s.Name, len(versions), maxTargetRefs, maxTargetRefs-1))
+		return refs
+	}
+	for _, v := range versions {
+		refs = append(refs, serviceRef(s.Name+"-"+v)...)
+	}
+	return refs
 }
 
 // access compiles access rules to where ambient enforces them. Behind a
@@ -251,18 +284,32 @@ func (b *builder) service(s *meshspec.MeshService) {
 // and admits the waypoint itself. Under the waypoint-only guard no traffic
 // bypasses the waypoint, and ztunnel keeps no rule of its own: an ALLOW
 // rule there would admit its sources past the guard.
-func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint, guarded bool) {
+//
+// Behind a waypoint, a service account or namespace that an L7 rule names
+// is held to the L7 rules: the L4 rules leave it out, at the waypoint and
+// at ztunnel. The rules of an ALLOW policy are ORed (one Envoy RBAC policy
+// per rule, pilot/pkg/security/authz/builder/builder.go), so an L4 rule for
+// the same caller would let it use every method and path and leave the L7
+// rule restricting nothing.
+func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint, guarded bool, targets []any) {
 	sp := &s.Spec
 	if len(sp.Access) == 0 {
 		return
 	}
 	ns, name := s.Namespace, s.Name
+	var held heldCallers
+	if w != nil {
+		held = heldBy(sp.Access)
+	}
 	var l4, all []any
 	for _, r := range sp.Access {
-		rule := b.accessRule(r)
-		all = append(all, rule)
-		if !r.IsL7() {
+		if r.IsL7() {
+			all = append(all, b.accessRule(r, held, true))
+			continue
+		}
+		if rule := b.accessRule(r, held, false); rule != nil {
 			l4 = append(l4, rule)
+			all = append(all, rule)
 		}
 	}
 	selector := map[string]any{"matchLabels": stringMap(sp.Selector)}
@@ -275,7 +322,7 @@ func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint, guarded 
 		return // Complete refused L7 rules without a waypoint
 	}
 	b.emit(withSpec(object(ambient.IstioSecurityAPIVersion, "AuthorizationPolicy", ns, name+"-l7"), map[string]any{
-		"targetRefs": serviceRef(name), "action": "ALLOW", "rules": all,
+		"targetRefs": targets, "action": "ALLOW", "rules": all,
 	}))
 	if guarded {
 		return // the guard admits the waypoint
@@ -285,15 +332,83 @@ func (b *builder) access(s *meshspec.MeshService, w *meshspec.Waypoint, guarded 
 	}))
 }
 
-func (b *builder) accessRule(r meshspec.AccessRule) map[string]any {
-	source := map[string]any{}
-	if len(r.From.ServiceAccounts) > 0 {
-		var ps []any
-		for _, sa := range r.From.ServiceAccounts {
-			ns, n, _ := strings.Cut(sa, "/")
-			ps = append(ps, ambient.Principal(b.opts.TrustDomain, ns, n))
+// heldCallers are the service accounts and namespaces the L7 rules name.
+type heldCallers struct {
+	serviceAccounts, namespaces map[string]bool
+}
+
+func heldBy(rules []meshspec.AccessRule) heldCallers {
+	h := heldCallers{serviceAccounts: map[string]bool{}, namespaces: map[string]bool{}}
+	for _, r := range rules {
+		if !r.IsL7() {
+			continue
 		}
-		source["principals"] = ps
+		for _, sa := range r.From.ServiceAccounts {
+			h.serviceAccounts[sa] = true
+		}
+		for _, n := range r.From.Namespaces {
+			h.namespaces[n] = true
+		}
+	}
+	return h
+}
+
+// narrow leaves the held callers out of an L4 rule's source. It returns
+// false when nobody is left: the source ANDs its fields, so a list of
+// service accounts or namespaces emptied matches nobody.
+func (h heldCallers) narrow(from meshspec.Source) (meshspec.Source, []string, []string, bool) {
+	out := meshspec.Source{IPBlocks: from.IPBlocks}
+	for _, sa := range from.ServiceAccounts {
+		saNS, _, _ := strings.Cut(sa, "/")
+		if !h.serviceAccounts[sa] && !h.namespaces[saNS] {
+			out.ServiceAccounts = append(out.ServiceAccounts, sa)
+		}
+	}
+	for _, n := range from.Namespaces {
+		if !h.namespaces[n] {
+			out.Namespaces = append(out.Namespaces, n)
+		}
+	}
+	if len(from.ServiceAccounts) > 0 && len(out.ServiceAccounts) == 0 || len(from.Namespaces) > 0 && len(out.Namespaces) == 0 {
+		return out, nil, nil, false
+	}
+	if len(out.ServiceAccounts) > 0 {
+		return out, nil, nil, true // every one is named, none held
+	}
+	// The rule names callers by namespace or address: leave out the held
+	// service accounts it would match, and the held namespaces.
+	var notSAs, notNamespaces []string
+	for _, sa := range sortedKeys(h.serviceAccounts) {
+		saNS, _, _ := strings.Cut(sa, "/")
+		if len(out.Namespaces) == 0 || slices.Contains(out.Namespaces, saNS) {
+			notSAs = append(notSAs, sa)
+		}
+	}
+	if len(out.Namespaces) == 0 {
+		notNamespaces = sortedKeys(h.namespaces)
+	}
+	return out, notSAs, notNamespaces, true
+}
+
+// accessRule renders one access rule, an L4 one without the callers held
+// to the L7 rules; nil when it is left with none.
+func (b *builder) accessRule(r meshspec.AccessRule, held heldCallers, l7 bool) map[string]any {
+	source := map[string]any{}
+	if !l7 && held.serviceAccounts != nil {
+		from, notSAs, notNamespaces, ok := held.narrow(r.From)
+		if !ok {
+			return nil
+		}
+		r.From = from
+		if len(notSAs) > 0 {
+			source["notPrincipals"] = b.principals(notSAs)
+		}
+		if len(notNamespaces) > 0 {
+			source["notNamespaces"] = anyList(notNamespaces)
+		}
+	}
+	if len(r.From.ServiceAccounts) > 0 {
+		source["principals"] = b.principals(r.From.ServiceAccounts)
 	}
 	if len(r.From.Namespaces) > 0 {
 		source["namespaces"] = anyList(r.From.Namespaces)
@@ -320,6 +435,16 @@ func (b *builder) accessRule(r meshspec.AccessRule) map[string]any {
 		rule["to"] = []any{map[string]any{"operation": op}}
 	}
 	return rule
+}
+
+// principals spells NS/SA service accounts as principals.
+func (b *builder) principals(serviceAccounts []string) []any {
+	var ps []any
+	for _, sa := range serviceAccounts {
+		ns, n, _ := strings.Cut(sa, "/")
+		ps = append(ps, b.principal(ns, n))
+	}
+	return ps
 }
 
 func (b *builder) principal(ns, serviceAccount string) string {

@@ -26,7 +26,7 @@ spec:
   selector: {app: orders}
   waypointOnly: GUARD_SVC
   access:
-    - from: {serviceAccounts: [shop/web]}
+    - from: {serviceAccounts: [shop/cart]}
     - from: {serviceAccounts: [shop/web]}
       methods: [GET]
 `

@@ -13,13 +13,14 @@ import (
 )
 
 // FuzzMarkdown builds a plan whose revisions, object names, diffs, findings
-// and waypoint, rollout and live lines are fuzzed strings, and renders it as
-// a pull-request comment. Whatever the strings hold (pipes, line endings,
-// backticks, HTML, invalid UTF-8), the comment is valid UTF-8 and within its
-// limit, and its structure is the plan's: one table row of five cells per
-// introduced finding, one list item per line, one <details> per change
-// whose code fence nothing in the diff closes, and each string reading back
-// as written (on one line outside the diff; invalid UTF-8 as U+FFFD).
+// and access, waypoint, rollout and live lines are fuzzed strings, and
+// renders it as a pull-request comment. Whatever the strings hold (pipes,
+// line endings, backticks, HTML, invalid UTF-8), the comment is valid UTF-8
+// and within its limit, and its structure is the plan's: one fenced line
+// per access change shown, one table row of five cells per introduced
+// finding, one list item per line, one <details> per change whose code
+// fence nothing in the diff closes, and each string reading back as
+// written (on one line outside the diff; invalid UTF-8 as U+FFFD).
 func FuzzMarkdown(f *testing.F) {
 	f.Add("main@sha1:aaa", "canary@sha1:bbb", "HTTPRoute hello/hello", "-      weight: 95\n+      weight: 50\n", "AMB030", "route has no waypoint; add one", "Namespace hello: istio.io/use-waypoint=waypoint", 12, uint16(300))
 	f.Add("", "a`b", "ConfigMap a|b/c", " ```\n+```js\n-    ```` \n", "AMB|001", "one\ntwo | three\r\nfour\rfive", "<details><summary>x</summary>", 0, uint16(40))
@@ -27,6 +28,7 @@ func FuzzMarkdown(f *testing.F) {
 	f.Add(" a ", "  ", `C:\path\|x\`, "\r```\r\n   ````\t\n", `\|`, "a\\|b", "`", 1, uint16(37))
 	f.Fuzz(func(t *testing.T, base, head, object, diff, rule, message, line string, n int, limit uint16) {
 		p := &Plan{Base: base, Head: head,
+			Access: []string{"+ " + object + " → shop/orders: " + line + " (waypoint)", message, diff},
 			Changes: []Change{
 				{Object: object, Action: Changed, Diff: diff},
 				{Object: "ConfigMap shop/cfg", Action: Added, Diff: "+data:\n+  line: " + line + "\n"},
@@ -186,6 +188,34 @@ func checkMarkdown(t *testing.T, p *Plan, md string) {
 		fail("header %q does not read back as %q → %q", header, p.Base, p.Head)
 	}
 	expect("")
+	if len(p.Access) > 0 {
+		expect("### Access changes")
+		expect("")
+		open := next()
+		m := openFence.FindStringSubmatch(open)
+		if m == nil {
+			fail("want the access changes' fence, got %q", open)
+		}
+		shown := 0
+		for {
+			l := next()
+			if f := anyFence.FindStringSubmatch(l); f != nil && len(f[1]) >= len(m[1]) {
+				if l != m[1] {
+					fail("the access line %q closes its fence %s", l, m[1])
+				}
+				break
+			}
+			if shown >= len(p.Access) || l != flat(p.Access[shown]) {
+				fail("access line %d reads %q", shown, l)
+			}
+			shown++
+		}
+		expect("")
+		if shown < len(p.Access) {
+			expect(fmt.Sprintf("_%d of %d access changes were left out to fit the comment; run `meshcd plan` locally to see them._", len(p.Access)-shown, len(p.Access)))
+			expect("")
+		}
+	}
 	if len(p.Introduced) > 0 {
 		expect("### Findings introduced")
 		expect("")

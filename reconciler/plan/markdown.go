@@ -12,26 +12,34 @@ import (
 const MaxComment = 65000
 
 // Markdown renders the plan for a pull-request comment of at most limit
-// bytes. When the diffs do not fit, the largest are left out first and the
-// comment says which. The strings in the plan are escaped where they land:
-// a pipe, a line break, a backtick or HTML in a name, a finding or a diff
-// cannot add or break a table row or list item, end a code span or close a
-// code fence, and the comment is valid UTF-8.
+// bytes. When it does not fit, the largest diffs are left out first, then
+// the last access changes, and the comment says which. The strings in the
+// plan are escaped where they land: a pipe, a line break, a backtick or
+// HTML in a name, a finding or a diff cannot add or break a table row or
+// list item, end a code span or close a code fence, and the comment is
+// valid UTF-8.
 func (p *Plan) Markdown(limit int) string {
 	omitted := map[int]bool{}
 	for {
-		out := p.markdown(omitted)
+		out := p.markdown(omitted, len(p.Access))
 		if len(out) <= limit {
 			return out
 		}
 		i := p.largestDiff(omitted)
-		if i < 0 {
-			if limit < len(cut) {
-				return out[:runeStart(out, max(limit, 0))]
-			}
-			return out[:runeStart(out, limit-len(cut))] + cut
+		if i >= 0 {
+			omitted[i] = true
+			continue
 		}
-		omitted[i] = true
+		// Keep the most access changes that fit: the fewer shown, the
+		// shorter the comment.
+		shown := sort.Search(len(p.Access), func(n int) bool { return len(p.markdown(omitted, n+1)) > limit })
+		if out = p.markdown(omitted, shown); len(out) <= limit {
+			return out
+		}
+		if limit < len(cut) {
+			return out[:runeStart(out, max(limit, 0))]
+		}
+		return out[:runeStart(out, limit-len(cut))] + cut
 	}
 }
 
@@ -57,9 +65,28 @@ func (p *Plan) largestDiff(omitted map[int]bool) int {
 	return best
 }
 
-func (p *Plan) markdown(omitted map[int]bool) string {
+// markdown renders the plan with the diffs omitted left out and the first
+// shown access changes.
+func (p *Plan) markdown(omitted map[int]bool, shown int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## meshcd plan\n\n%s → %s: **%s**\n\n", code(p.Base), code(p.Head), p.Summary())
+	if len(p.Access) > 0 {
+		b.WriteString("### Access changes\n\n")
+		lines := make([]string, shown)
+		for i, l := range p.Access[:shown] {
+			lines[i] = oneLine(l)
+		}
+		body := strings.Join(lines, "\n")
+		fence := strings.Repeat("`", max(3, longestRun(body, '`')+1))
+		fmt.Fprintf(&b, "%sdiff\n", fence)
+		if shown > 0 {
+			b.WriteString(body + "\n")
+		}
+		fmt.Fprintf(&b, "%s\n\n", fence)
+		if shown < len(p.Access) {
+			fmt.Fprintf(&b, "_%d of %d access changes were left out to fit the comment; run `meshcd plan` locally to see them._\n\n", len(p.Access)-shown, len(p.Access))
+		}
+	}
 	if len(p.Introduced) > 0 {
 		b.WriteString("### Findings introduced\n\n| rule | severity | object | where | what to do |\n|---|---|---|---|---|\n")
 		for _, f := range p.Introduced {

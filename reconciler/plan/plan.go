@@ -36,8 +36,11 @@ type Change struct {
 
 // Plan is what merging the head would do.
 type Plan struct {
-	Base    string   `json:"base"`
-	Head    string   `json:"head"`
+	Base string `json:"base"`
+	Head string `json:"head"`
+	// Access lists who gains and who loses access, before the objects:
+	// "+ shop/web → shop/orders: DELETE /api/* (waypoint)".
+	Access  []string `json:"access,omitempty"`
 	Changes []Change `json:"changes"`
 	// Introduced are findings the head has and the base has not; Fixed the reverse.
 	Introduced []rules.Finding `json:"introduced"`
@@ -97,9 +100,12 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts Options) (*Plan, er
 	if err != nil {
 		return nil, err
 	}
+	if p.Access, err = accessChanges(before, h.Objects); err != nil {
+		return nil, err
+	}
 	p.Order = apply.Sequence(before, h.Objects)
 	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects, opts.ZtunnelNodes)
-	p.Introduced = subtract(afterFindings, beforeFindings)
+	p.Introduced = append(subtract(afterFindings, beforeFindings), rules.CheckChange(before, h.Objects, rules.Options{Origin: h.Origin})...)
 	p.Fixed = subtract(beforeFindings, afterFindings)
 	return p, nil
 }
@@ -189,14 +195,17 @@ func (p *Plan) Summary() string {
 	for _, c := range p.Changes {
 		n[c.Action]++
 	}
-	return fmt.Sprintf("%d added, %d changed, %d removed; %d findings introduced, %d fixed",
-		n[Added], n[Changed], n[Removed], len(p.Introduced), len(p.Fixed))
+	return fmt.Sprintf("%d access changes; %d added, %d changed, %d removed; %d findings introduced, %d fixed",
+		len(p.Access), n[Added], n[Changed], n[Removed], len(p.Introduced), len(p.Fixed))
 }
 
 // Text renders the plan for a terminal.
 func (p *Plan) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan %s -> %s: %s\n", p.Base, p.Head, p.Summary())
+	for _, l := range p.Access {
+		fmt.Fprintf(&b, "access: %s\n", l)
+	}
 	for _, f := range p.Introduced {
 		fmt.Fprintf(&b, "+ finding %s %s %s: %s\n", f.Severity, f.Rule, f.Object, f.Message)
 	}

@@ -29,7 +29,10 @@ var checks = map[schema.GroupKind]func(*checker, *unstructured.Unstructured){
 }
 
 // ruleIDs are the rules checks can report, for the catalogue's own test.
-var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB026", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041", "AMB050"}
+var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB026", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041", "AMB050", "AMB051", "AMB052", "AMB053", "AMB054"}
+
+// changeRuleIDs are the rules CheckChange reports, comparing two inputs.
+var changeRuleIDs = []string{"AMB055"}
 
 // unresolved reports AMB050: a reference the input cannot resolve, what
 // breaks if the cluster lacks it too, and the command that checks it.

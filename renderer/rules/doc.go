@@ -16,5 +16,11 @@
 // the input is unknown, so rules that depend on its mode stay silent. A
 // manifest without a namespace is in "default", as kubectl places it.
 //
+// AMB051-AMB054 ask the access model (package access; this package imports
+// it, never the reverse) where each policy is enforced and what its rules
+// can match. AMB055 judges a change rather than an input: CheckChange
+// compares a base and a head render, and the plan, which has both, calls
+// it; its id and template live in the catalogue with the others.
+//
 // It never talks to a cluster and never changes an object.
 package rules

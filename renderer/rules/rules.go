@@ -105,6 +105,13 @@ func Check(objs []*unstructured.Unstructured, opts Options) []Finding {
 		}
 	}
 	c.crossRoutes()
+	c.accessRules(objs)
+	c.sortFindings()
+	return c.findings
+}
+
+// sortFindings orders the findings by file, line, rule and object.
+func (c *checker) sortFindings() {
 	sort.SliceStable(c.findings, func(i, j int) bool {
 		a, b := c.findings[i], c.findings[j]
 		if a.File != b.File {
@@ -118,7 +125,6 @@ func Check(objs []*unstructured.Unstructured, opts Options) []Finding {
 		}
 		return a.Object < b.Object
 	})
-	return c.findings
 }
 
 // withContext returns the context objects not replaced by a rendered one,

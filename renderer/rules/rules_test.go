@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +32,12 @@ const (
 	partialNS     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}, annotations: {meshcd.dev/ownership: partial}}\n"
 	rootNS        = "apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-system}\n"
 	ordersNoneSvc = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: shop, labels: {istio.io/use-waypoint: none}}\nspec: {ports: [{port: 8080}]}\n"
+)
+
+const (
+	legacyNS     = "apiVersion: v1\nkind: Namespace\nmetadata: {name: legacy}\n"
+	defaultDeny  = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: default-deny, namespace: shop}\nspec: {}\n"
+	ordersV1Pods = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: orders-v1, namespace: shop}\nspec:\n  selector: {matchLabels: {app: orders, version: v1}}\n  template:\n    metadata: {labels: {app: orders, version: v1}}\n    spec: {serviceAccountName: orders, containers: [{name: orders, image: orders}]}\n"
 )
 
 func route(weights ...int) string {
@@ -199,6 +206,26 @@ var grid = []struct {
 	{"mesh-wide mTLS DISABLE without ambient namespaces", docs(sidecarNS, rootPeerAuthentication("{mtls: {mode: DISABLE}}")), nil},
 	{"mesh-wide mTLS PERMISSIVE with an ambient namespace", docs(ambientNS, rootPeerAuthentication("{mtls: {mode: PERMISSIVE}}")), nil},
 	{"root-namespace workload policy DISABLE with an ambient namespace", docs(ambientNS, rootPeerAuthentication("{selector: {matchLabels: {app: x}}, mtls: {mode: DISABLE}}")), nil},
+	// AMB051: an ALLOW rule a broader one for the same callers makes meaningless.
+	{"L4 rule next to an L7 rule for the same caller at the waypoint", docs(ambientWpNS, waypointGW, ordersSvc, policy(toOrders+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}, {from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {methods: [GET], paths: [/api/*]}}]}]\n")), []string{"AMB051 AuthorizationPolicy shop/p"}},
+	{"namespace rule in one policy next to a service account rule in another", docs(ambientWpNS, waypointGW, ordersSvc, policy(toOrders+"  rules: [{from: [{source: {namespaces: [shop]}}]}]\n"), strings.Replace(policy(toOrders+"  rules: [{from: [{source: {serviceAccounts: [web]}}], to: [{operation: {methods: [GET]}}]}]\n"), "name: p,", "name: q,", 1)), []string{"AMB051 AuthorizationPolicy shop/q"}},
+	{"L4 and L7 rules for different callers", docs(ambientWpNS, waypointGW, ordersSvc, policy(toOrders+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/cart]}}]}, {from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {methods: [GET]}}]}]\n")), nil},
+	{"the same rule twice", docs(ambientWpNS, waypointGW, ordersSvc, policy(toOrders+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}, {from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}]\n")), nil},
+	// AMB052: a rule that can never match where it is enforced.
+	{"waypoint rule on the target port, not the Service port", docs(ambientWpNS, waypointGW, strings.Replace(ordersSvc, "{port: 8080}", "{port: 80, targetPort: 8080}", 1), policy(toOrders+"  rules: [{to: [{operation: {ports: ['8080']}}]}]\n")), []string{"AMB052 AuthorizationPolicy shop/p"}},
+	{"ztunnel rule for callers of a namespace outside the mesh", docs(ambientNS, legacyNS, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{from: [{source: {principals: [cluster.local/ns/legacy/sa/client]}}]}]\n")), []string{"AMB052 AuthorizationPolicy shop/p"}},
+	{"source fields that exclude each other", docs(ambientNS, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web], namespaces: [billing]}}]}]\n")), []string{"AMB052 AuthorizationPolicy shop/p"}},
+	{"waypoint rule on the Service port", docs(ambientWpNS, waypointGW, strings.Replace(ordersSvc, "{port: 8080}", "{port: 80, targetPort: 8080}", 1), policy(toOrders+"  rules: [{to: [{operation: {ports: ['80']}}]}]\n")), nil},
+	{"ztunnel rule for callers of a namespace the input lacks", docs(ambientNS, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{from: [{source: {principals: [cluster.local/ns/elsewhere/sa/client]}}]}]\n")), nil},
+	// AMB053: a rule that opens a default-deny namespace to every caller.
+	{"rule without from under default deny", docs(ambientNS, defaultDeny, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{to: [{operation: {ports: ['8080']}}]}]\n")), []string{"AMB053 AuthorizationPolicy shop/p"}},
+	{"waypoint rule for any principal under default deny", docs(ambientWpNS, waypointGW, ordersSvc, defaultDeny, policy(toOrders+"  rules: [{from: [{source: {principals: ['*']}}], to: [{operation: {methods: [GET]}}]}]\n")), []string{"AMB053 AuthorizationPolicy shop/p"}},
+	{"rule naming its callers under default deny", docs(ambientNS, defaultDeny, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{from: [{source: {namespaces: [shop]}}]}]\n")), nil},
+	{"rule without from and no default deny", docs(ambientNS, deployment("", ""), policy("  selector: {matchLabels: {app: web}}\n  rules: [{to: [{operation: {ports: ['8080']}}]}]\n")), nil},
+	// AMB054: a Service that reaches a waypoint-protected Service's pods past its policies.
+	{"per-version Service outside the waypoint policies", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, ordersV1Pods, policy(toOrders+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {methods: [GET]}}]}]\n")), []string{"AMB054 Service shop/orders-v1"}},
+	{"per-version Service in the waypoint policies", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, ordersV1Pods, policy("  targetRefs: [{kind: Service, group: '', name: orders}, {kind: Service, group: '', name: orders-v1}]\n  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {methods: [GET]}}]}]\n")), nil},
+	{"Service on another port of the same pods", docs(ambientWpNS, waypointGW, ordersSvc, strings.Replace(ordersV1, "{port: 8080}", "{port: 9090}", 1), ordersV1Pods, policy(toOrders+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}]\n")), nil},
 	// AMB050: references the input cannot resolve are warnings.
 	{"backendRef to a service of a namespace the input lacks", docs(ordersV1, strings.Replace(route(100), "orders-v1", "orders-v9", 1)), []string{"AMB050 HTTPRoute shop/orders"}},
 	{"backendRef missing from a namespace meshcd only labels", docs(strings.Replace(partialNS, "ambient}", "ambient, istio.io/use-waypoint: waypoint}", 1), waypointGW, ordersSvc, ordersV1, route(90, 10)), []string{"AMB050 HTTPRoute shop/orders"}},
@@ -262,7 +289,7 @@ func TestCatalogue_EveryRuleHasACheckAndNoIDRepeats(t *testing.T) {
 			t.Fatalf("%s is listed twice", r.ID)
 		}
 		seen[r.ID] = true
-		if !slices.Contains(ruleIDs, r.ID) {
+		if !slices.Contains(ruleIDs, r.ID) && !slices.Contains(changeRuleIDs, r.ID) {
 			t.Errorf("%s is in the catalogue but no check reports it", r.ID)
 		}
 		if r.Severity != SeverityError && r.Severity != SeverityWarning && r.Severity != SeverityInfo {
@@ -272,7 +299,7 @@ func TestCatalogue_EveryRuleHasACheckAndNoIDRepeats(t *testing.T) {
 			t.Errorf("%s lacks a summary or template", r.ID)
 		}
 	}
-	for _, id := range ruleIDs {
+	for _, id := range append(slices.Clone(ruleIDs), changeRuleIDs...) {
 		if !seen[id] {
 			t.Errorf("%s is reported but not in the catalogue", id)
 		}
@@ -333,5 +360,75 @@ func TestCheck_LiveContextResolvesReferencesOutsideTheInput(t *testing.T) {
 	// The rendered namespace (without a waypoint label) replaces the live one, so the route still lacks a waypoint.
 	if len(got) != 1 || got[0].Rule != "AMB030" {
 		t.Fatalf("with the live Service the backend resolves, and the rendered namespace wins: %v", got)
+	}
+}
+
+// renamed moves namespace shop, its waypoint and the policies admitting it
+// from waypoint to waypoint-v2, as renaming a MeshNamespace's waypoint does.
+func renamed(d string) string {
+	return strings.NewReplacer("use-waypoint: waypoint}", "use-waypoint: waypoint-v2}", "name: waypoint,", "name: waypoint-v2,", "sa/waypoint]", "sa/waypoint-v2]").Replace(d)
+}
+
+// allowWaypoint admits the waypoint's identity at ztunnel under default deny.
+const allowWaypoint = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow-waypoint, namespace: shop}\nspec: {rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/waypoint]}}]}]}\n"
+
+// changeGrid lists, per rule CheckChange reports, a base and a head that
+// must fire it and near misses that must not.
+var changeGrid = []struct {
+	name, base, head string
+	want             []string
+}{
+	{"waypoint renamed under default deny", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods, defaultDeny, allowWaypoint),
+		renamed(docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods, defaultDeny, allowWaypoint)), []string{"AMB055 Namespace shop"}},
+	{"waypoint renamed, the old identity kept until the label moves", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods, defaultDeny, allowWaypoint),
+		docs(renamed(docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods, defaultDeny, allowWaypoint)), strings.Replace(allowWaypoint, "name: allow-waypoint,", "name: allow-old-waypoint,", 1)), nil},
+	{"waypoint renamed without default deny", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods),
+		renamed(docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods)), nil},
+	{"waypoint added under default deny", docs(ambientNS, ordersSvc, ordersV1Pods, defaultDeny),
+		docs(ambientWpNS, waypointGW, ordersSvc, ordersV1Pods, defaultDeny, allowWaypoint), nil},
+}
+
+func TestCheckChange_Grid(t *testing.T) {
+	fired := map[string]bool{}
+	for _, tc := range changeGrid {
+		t.Run(tc.name, func(t *testing.T) {
+			base, _ := load(t, "base", tc.base)
+			head, opts := load(t, "head", tc.head)
+			var got []string
+			for _, f := range CheckChange(base, head, opts) {
+				got = append(got, f.Rule+" "+f.Object)
+				fired[f.Rule] = true
+				if f.File != "head.yaml" || f.Line == 0 || f.Message == "" || strings.Contains(f.Message, "%!") {
+					t.Errorf("%s lacks its origin or message: %+v", f.Rule, f)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("findings\n got: %v\nwant: %v", got, tc.want)
+			}
+		})
+	}
+	for _, id := range changeRuleIDs {
+		if !fired[id] {
+			t.Errorf("no change grid case fires %s", id)
+		}
+	}
+}
+
+// The shop example as rendered before the fix: the L4 rule for shop/web
+// copied next to its L7 rule at the waypoint (AMB051), and the per-version
+// Services outside the waypoint policies (AMB054).
+func TestCheck_OldShopRenderHasTheREADMECaseAndThePerVersionBypass(t *testing.T) {
+	input, err := os.ReadFile("testdata/shop-before-fix.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, opts := load(t, "shop", string(input))
+	var got []string
+	for _, f := range Check(objs, opts) {
+		got = append(got, f.Rule+" "+f.Object)
+	}
+	want := []string{"AMB054 Service shop/orders-v1", "AMB054 Service shop/orders-v2", "AMB051 AuthorizationPolicy shop/orders-l7"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("findings\n got: %v\nwant: %v", got, want)
 	}
 }
