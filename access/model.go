@@ -122,17 +122,6 @@ type Model struct {
 	waypointIDs map[Identity]*gateway
 }
 
-// podTemplatePaths are where each workload kind keeps its pod template.
-var podTemplatePaths = map[schema.GroupKind][]string{
-	{Group: "apps", Kind: "Deployment"}:  {"spec", "template"},
-	{Group: "apps", Kind: "StatefulSet"}: {"spec", "template"},
-	{Group: "apps", Kind: "DaemonSet"}:   {"spec", "template"},
-	{Group: "apps", Kind: "ReplicaSet"}:  {"spec", "template"},
-	{Group: "batch", Kind: "Job"}:        {"spec", "template"},
-	{Group: "batch", Kind: "CronJob"}:    {"spec", "jobTemplate", "spec", "template"},
-	{Kind: "Pod"}:                        nil,
-}
-
 // Build reads the objects a render returned. It fails only on a policy it
 // cannot decode, naming it.
 func Build(objs []*unstructured.Unstructured, opts Options) (*Model, error) {
@@ -169,8 +158,8 @@ func Build(objs []*unstructured.Unstructured, opts Options) (*Model, error) {
 			}
 			m.peerAuths = append(m.peerAuths, pa)
 		default:
-			if path, ok := podTemplatePaths[gk]; ok {
-				w := readWorkload(o, path)
+			if tmpl, ok := ambient.PodTemplate(o); ok {
+				w := readWorkload(o, tmpl)
 				m.workloads[w.namespace] = append(m.workloads[w.namespace], w)
 				named.add(Identity{w.namespace, w.serviceAccount})
 			}
@@ -318,12 +307,8 @@ func readService(o *unstructured.Unstructured) *service {
 	return s
 }
 
-func readWorkload(o *unstructured.Unstructured, path []string) *workload {
+func readWorkload(o *unstructured.Unstructured, tmpl map[string]any) *workload {
 	w := &workload{kind: o.GetKind(), namespace: o.GetNamespace(), name: o.GetName(), ports: map[string]int32{}}
-	tmpl := o.Object
-	if path != nil {
-		tmpl, _, _ = unstructured.NestedMap(o.Object, path...)
-	}
 	w.labels, _, _ = unstructured.NestedStringMap(tmpl, "metadata", "labels")
 	w.serviceAccount, _, _ = unstructured.NestedString(tmpl, "spec", "serviceAccountName")
 	if w.serviceAccount == "" {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
 )
@@ -231,30 +230,11 @@ func (idx *index) fqdn(host, ns string) string {
 	return host
 }
 
-// podTemplatePaths are where each workload kind keeps its pod template.
-var podTemplatePaths = map[schema.GroupKind][]string{
-	{Group: "apps", Kind: "Deployment"}:  {"spec", "template"},
-	{Group: "apps", Kind: "StatefulSet"}: {"spec", "template"},
-	{Group: "apps", Kind: "DaemonSet"}:   {"spec", "template"},
-	{Group: "apps", Kind: "ReplicaSet"}:  {"spec", "template"},
-	{Group: "batch", Kind: "Job"}:        {"spec", "template"},
-	{Group: "batch", Kind: "CronJob"}:    {"spec", "jobTemplate", "spec", "template"},
-}
-
 // template returns the pod template of a workload, the pod itself for a
 // Pod, or nil.
 func template(o *unstructured.Unstructured) map[string]any {
-	gk := o.GroupVersionKind().GroupKind()
-	if gk == (schema.GroupKind{Kind: "Pod"}) {
-		return o.Object
-	}
-	if p, ok := podTemplatePaths[gk]; ok {
-		if t := mapping(o.Object, p...); t != nil {
-			return t
-		}
-		return map[string]any{}
-	}
-	return nil
+	t, _ := ambient.PodTemplate(o)
+	return t
 }
 
 // describe names an object as "Kind namespace/name", with the namespace
