@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -9,27 +9,24 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshcd/meshcd/reconciler"
-	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/health"
 )
 
-// reconcileFlags are the flags shared by commands that reconcile.
+// reconcileFlags add how a reconcile applies and prunes: the flags of
+// the commands that write (apply, run).
 type reconcileFlags struct {
-	kube       kubeFlags
+	source     sourceFlags
 	allow      []string
 	allowEmpty bool
 	maxPrune   float64
 	allowPrune string
 	force      bool
 	timeout    time.Duration
-	name       string
 	istiod     string
-	allowKinds []string
-	namespaces []string
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
-	f.kube.register(cmd)
+	f.source.register(cmd)
 	d := reconciler.DefaultOptions()
 	cmd.Flags().StringSliceVar(&f.allow, "allow-finding", nil, "rule id whose error findings do not block the apply, such as AMB013 (repeatable)")
 	cmd.Flags().BoolVar(&f.allowEmpty, "allow-empty", false, "let a render with no objects prune everything meshcd owns")
@@ -37,27 +34,19 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.allowPrune, "allow-prune", "", "digest of a held prune (printed by apply and status) to carry out in this run; a different set stays held")
 	cmd.Flags().BoolVar(&f.force, "force", false, "take ownership of fields another field manager owns")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
-	cmd.Flags().StringVar(&f.name, "name", d.Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
 	cmd.Flags().StringVar(&f.istiod, "istiod-version", "", "istiod's version, such as 1.31.1, checked against a DataplaneRollout's bundle; empty skips the skew check")
-	cmd.Flags().StringSliceVar(&f.allowKinds, "allow-kind", nil, "kind the repository may write although refused by default (RBAC, Secrets, webhooks, CRDs, cluster-scoped kinds), spelled Kind.group such as Role.rbac.authorization.k8s.io or Secret (repeatable)")
-	cmd.Flags().StringSliceVar(&f.namespaces, "source-namespaces", nil, "the only namespaces the repository may write in (default: any)")
 }
 
-func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
-	if err := f.options().Admit.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("--allow-kind: %w", err)
-	}
-	cl, err := f.kube.connect()
-	if err != nil {
+func (f *reconcileFlags) reconciler(ctx context.Context) (*reconciler.Reconciler, *clients, error) {
+	if err := f.source.validate(); err != nil {
 		return nil, nil, err
 	}
-	return reconciler.New(cl.client, f.options()), cl, nil
+	return connectReconciler(ctx, &f.source.instance.kube, f.options())
 }
 
 // options turns the flags into reconciler options.
 func (f *reconcileFlags) options() reconciler.Options {
-	opts := reconciler.DefaultOptions()
-	opts.Name = f.name
+	opts := f.source.options()
 	opts.AllowFindings = f.allow
 	opts.AllowEmpty = f.allowEmpty
 	opts.MaxPrune = f.maxPrune
@@ -66,36 +55,38 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
-	opts.Admit = admit.Policy{Allow: f.allowKinds, Namespaces: f.namespaces}
 	return opts
 }
 
 func newApplyCommand(stdout io.Writer) *cobra.Command {
 	var (
 		flags  reconcileFlags
-		output string
+		output *outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "apply DIR",
 		Short: "Render, validate and apply a spec directory, prune what was removed, and read back istiod's status",
-		Long: "apply runs one reconcile. Exit codes: 0 applied and healthy, 1 blocked by findings or\n" +
-			"applied but not healthy yet, 2 error.",
+		Long: "apply runs one reconcile: it checks the cluster once (bounded by --request-timeout), renders DIR,\n" +
+			"validates it, stores the intended inventory, applies with server-side apply, prunes what was\n" +
+			"removed and reads back istiod's status.\n\n" +
+			"Exit codes: 0 applied and healthy, 1 blocked by findings or applied but not healthy yet,\n" +
+			"2 error (the cluster unreachable, bad input, a failed write).",
+		Example: "  meshcd apply ./mesh\n" +
+			"  meshcd apply ./mesh --context prod --request-timeout 10s\n" +
+			"  meshcd apply ./mesh -o json > result.json\n" +
+			"  meshcd apply ./mesh --allow-prune 3f9c2a7d41e0b865   # carry out the held prune status shows",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "applying %s\n", args[0])
 			start := time.Now()
 			res, rerr := r.Reconcile(cmd.Context(), args[0])
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
+			if done, err := output.encoded(stdout, res); err != nil {
+				return err
+			} else if !done {
 				printResult(stdout, res, time.Since(start))
 			}
 			switch {
@@ -111,14 +102,14 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutput(cmd, "text", "json", "yaml")
 	return cmd
 }
 
 // printResult writes a reconcile's outcome for a terminal.
 func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
 	if len(res.Findings) > 0 {
-		_ = printFindings(w, res.Findings, "text")
+		_ = writeFindingLines(w, res.Findings)
 	}
 	if res.Applied != nil {
 		fmt.Fprintf(w, "applied: %s\n", res.Applied.Summary())
@@ -177,7 +168,7 @@ func indent(s string) string {
 }
 
 func newAllowPruneCommand(stdout io.Writer) *cobra.Command {
-	var flags reconcileFlags
+	var flags instanceFlags
 	cmd := &cobra.Command{
 		Use:   "allow-prune DIGEST",
 		Short: "Allow the prune the mass-prune guard holds, exactly the objects its digest names",
@@ -188,7 +179,7 @@ func newAllowPruneCommand(stdout io.Writer) *cobra.Command {
 		Example: "  meshcd status                      # shows the held prune and its digest\n  meshcd allow-prune 3f9c2a7d41e0b865",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}

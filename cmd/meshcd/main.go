@@ -42,8 +42,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func newRootCommand(stdout io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "meshcd",
-		Short:         "GitOps for Istio ambient mesh: render, check, apply and watch a mesh spec",
+		Use:   "meshcd",
+		Short: "GitOps for Istio ambient mesh: render, check, apply and watch a mesh spec",
+		Example: "  meshcd validate ./mesh\n" +
+			"  meshcd plan --repo . --base main --head my-change -o markdown\n" +
+			"  meshcd apply ./mesh --context prod\n" +
+			"  source <(meshcd completion bash)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,16 +16,19 @@ import (
 
 func newPlanCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags      reconcileFlags
+		flags      sourceFlags
 		repo, path string
 		base, head string
-		output     string
+		output     *outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show what merging a branch would change: objects added, changed and removed, findings introduced and fixed",
 		Long: "plan renders the base and the head of a pull request and compares them. With --kubeconfig it also\n" +
 			"diffs the head against the live cluster. Exit codes: 0 no change, 1 changes, 2 error.",
+		Example: "  meshcd plan --repo . --base main --head my-change\n" +
+			"  meshcd plan --repo https://github.com/acme/mesh --path clusters/prod --head pr-42 -o markdown > plan.md\n" +
+			"  meshcd plan --repo . --head my-change --kubeconfig ~/.kube/config --context prod   # also diff the live cluster",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			url, err := repoURL(repo)
@@ -58,8 +60,8 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if flags.kube.kubeconfig != "" {
-				r, _, err := flags.reconciler()
+			if flags.instance.kube.kubeconfig != "" {
+				r, _, err := flags.reconciler(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -78,19 +80,12 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 					p.Live = append(p.Live, s+": would be pruned")
 				}
 			}
-			switch output {
-			case "markdown":
+			if done, err := output.encoded(stdout, p); err != nil {
+				return err
+			} else if !done && output.String() == "markdown" {
 				fmt.Fprint(stdout, p.Markdown(plan.MaxComment))
-			case "text":
+			} else if !done {
 				fmt.Fprint(stdout, p.Text())
-			case "json":
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(p); err != nil {
-					return err
-				}
-			default:
-				return fmt.Errorf("unknown output format %q: use markdown, text or json", output)
 			}
 			if p.HasChanges() {
 				return errNotClean
@@ -103,7 +98,7 @@ func newPlanCommand(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&path, "path", ".", "spec directory inside the repository")
 	cmd.Flags().StringVar(&base, "base", "main", "base branch")
 	cmd.Flags().StringVar(&head, "head", "", "head branch (required)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: markdown, text or json")
+	output = addOutput(cmd, "text", "markdown", "json", "yaml")
 	_ = cmd.MarkFlagRequired("head")
 	return cmd
 }

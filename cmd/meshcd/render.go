@@ -12,38 +12,30 @@ import (
 )
 
 func newRenderCommand(stdout io.Writer) *cobra.Command {
-	var output string
+	var output *outputFormat
 	cmd := &cobra.Command{
 		Use:   "render DIR",
 		Short: "Render a spec directory into the Kubernetes objects meshcd would apply",
-		Args:  cobra.ExactArgs(1),
+		Long:  "render prints, sorted, every object meshcd would apply for DIR: what the mesh spec generates and the plain\nmanifests and kustomize overlays beside it. It reads no cluster.",
+		Example: "  meshcd render ./mesh\n" +
+			"  meshcd render ./mesh -o json | jq '.items[].kind'",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := renderer.Render(args[0], renderer.DefaultOptions())
 			if err != nil {
 				return err
 			}
-			return printObjects(stdout, b, output)
+			return printObjects(stdout, b, output.String())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	output = addOutput(cmd, "yaml", "json")
 	return cmd
 }
 
-// printObjects writes the rendered objects as a YAML stream or a JSON list.
+// printObjects writes the rendered objects as a YAML stream or, for json,
+// a JSON List.
 func printObjects(w io.Writer, b *renderer.Bundle, output string) error {
-	switch output {
-	case "yaml":
-		for _, obj := range b.Objects {
-			out, err := yaml.Marshal(obj.Object)
-			if err != nil {
-				return fmt.Errorf("%s %s encode failed: %w", obj.GetKind(), obj.GetName(), err)
-			}
-			if _, err := fmt.Fprintf(w, "---\n%s", out); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "json":
+	if output == "json" {
 		items := make([]map[string]any, 0, len(b.Objects))
 		for _, obj := range b.Objects {
 			items = append(items, obj.Object)
@@ -52,5 +44,14 @@ func printObjects(w io.Writer, b *renderer.Bundle, output string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
 	}
-	return fmt.Errorf("unknown output format %q: use yaml or json", output)
+	for _, obj := range b.Objects {
+		out, err := yaml.Marshal(obj.Object)
+		if err != nil {
+			return fmt.Errorf("%s %s encode failed: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		if _, err := fmt.Fprintf(w, "---\n%s", out); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -10,15 +9,21 @@ import (
 
 func newStatusCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  reconcileFlags
-		output string
+		flags  instanceFlags
+		output *outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what meshcd owns in the cluster and what istiod says about it",
-		Args:  cobra.NoArgs,
+		Long: "status reads the instance's inventory and the health of every object in it: istiod's\n" +
+			"conditions, waypoints' ready endpoints, and a prune the mass-prune guard holds.\n\n" +
+			"Exit codes: 0 everything healthy, 1 something unhealthy or a prune held, 2 error.",
+		Example: "  meshcd status\n" +
+			"  meshcd status --context prod --name payments\n" +
+			"  meshcd status -o yaml",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -26,10 +31,8 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+			if done, err := output.encoded(stdout, st); done {
+				return err
 			}
 			fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
 			if h := st.PruneHeld; h != nil {
@@ -48,6 +51,6 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutput(cmd, "text", "json", "yaml")
 	return cmd
 }
