@@ -78,6 +78,13 @@ func (p *Plan) markdown(omitted map[int]bool) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(p.Traffic) > 0 {
+		b.WriteString("### Traffic\n\n| route | requests | before | after |\n|---|---|---|---|\n")
+		for _, s := range p.Traffic {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(s.Route), cell(s.Match), cell(s.Before), cell(s.After))
+		}
+		b.WriteString("\n")
+	}
 	if len(p.Order) > 0 {
 		b.WriteString("### Waypoint order\n\n")
 		for _, l := range p.Order {

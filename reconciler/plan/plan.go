@@ -14,6 +14,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
+	"github.com/meshcd/meshcd/renderer/traffic"
 )
 
 // Action is what the head does to one object.
@@ -48,8 +49,22 @@ type Plan struct {
 	// Order says which waypoint labels wait for their waypoint to be ready,
 	// and which waypoints are deleted only after the labels move off.
 	Order []string `json:"order,omitempty"`
+	// Traffic says how each changed route rule moves requests, base to head.
+	Traffic []Shift `json:"traffic,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
+}
+
+// Shift is one route rule whose traffic shares the head changes.
+type Shift struct {
+	// Route is the route's "Kind namespace/name".
+	Route string `json:"route"`
+	// Match says which requests the rule takes.
+	Match string `json:"match"`
+	// Before and After are the shares, such as "orders-v1 90%, orders-v2
+	// 10%"; "none" where the rule does not exist.
+	Before string `json:"before"`
+	After  string `json:"after"`
 }
 
 // HasChanges reports whether merging the head changes any object.
@@ -79,11 +94,63 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts renderer.Options) (
 	if err != nil {
 		return nil, err
 	}
+	p.Traffic = shifts(before, h.Objects)
 	p.Order = apply.Sequence(before, h.Objects)
 	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects)
 	p.Introduced = subtract(afterFindings, beforeFindings)
 	p.Fixed = subtract(beforeFindings, afterFindings)
 	return p, nil
+}
+
+// shifts lists the route rules whose shares differ between before and
+// after. A rule is known by its match (and, for rules with the same match,
+// their order), so that a rule inserted above it does not make it look moved.
+func shifts(before, after []*unstructured.Unstructured) []Shift {
+	splits := func(objs []*unstructured.Unstructured) (map[string]map[string]traffic.Rule, []string) {
+		out := map[string]map[string]traffic.Rule{}
+		var order []string
+		for _, o := range objs {
+			rules := traffic.Split(o)
+			if rules == nil {
+				continue
+			}
+			name := meshspec.RefOf(o).String()
+			seen := map[string]int{}
+			byMatch := map[string]traffic.Rule{}
+			for _, r := range rules {
+				k := fmt.Sprintf("%s\x00%d", r.Match, seen[r.Match])
+				seen[r.Match]++
+				byMatch[k] = r
+				order = append(order, name+"\x01"+k)
+			}
+			out[name] = byMatch
+		}
+		return out, order
+	}
+	b, bOrder := splits(before)
+	a, aOrder := splits(after)
+	var out []Shift
+	seen := map[string]bool{}
+	for _, id := range append(aOrder, bOrder...) {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		route, k, _ := strings.Cut(id, "\x01")
+		from, inBase := b[route][k]
+		to, inHead := a[route][k]
+		s := Shift{Route: route, Before: "none", After: "none"}
+		if inBase {
+			s.Match, s.Before = from.Match, from.Shares()
+		}
+		if inHead {
+			s.Match, s.After = to.Match, to.Shares()
+		}
+		if s.Before != s.After {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // compare diffs two sorted object lists by identity.
@@ -187,6 +254,9 @@ func (p *Plan) Text() string {
 	}
 	for _, c := range p.Changes {
 		fmt.Fprintf(&b, "%s %s\n%s", symbol(c.Action), c.Object, c.Diff)
+	}
+	for _, s := range p.Traffic {
+		fmt.Fprintf(&b, "traffic: %s (%s): %s -> %s\n", s.Route, s.Match, s.Before, s.After)
 	}
 	for _, l := range p.Order {
 		fmt.Fprintf(&b, "order: %s\n", l)
