@@ -9,16 +9,23 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes shared by every command, as `flux diff` and `terraform plan` use them.
+// Exit codes shared by every command, as `flux diff` and `terraform plan`
+// use them, and plan's own 3.
 const (
-	exitOK      = 0
-	exitChanges = 1 // findings of error level, or changes to apply
-	exitError   = 2 // bad input or a failure
+	exitOK       = 0
+	exitChanges  = 1 // findings of error level, or changes to apply
+	exitError    = 2 // bad input or a failure
+	exitFindings = 3 // plan: the head introduces an error finding
 )
 
-// errNotClean reports that the command ran and found what exit code 1
-// stands for: error findings, changes to apply, or an unhealthy result.
-var errNotClean = errors.New("not clean")
+var (
+	// errNotClean reports that the command ran and found what exit code 1
+	// stands for: error findings, changes to apply, or an unhealthy result.
+	errNotClean = errors.New("not clean")
+	// errFindingsIntroduced reports that a plan's head introduces an error
+	// finding, exit code 3.
+	errFindingsIntroduced = errors.New("error findings introduced")
+)
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -34,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.Is(err, errNotClean):
 		return exitChanges
+	case errors.Is(err, errFindingsIntroduced):
+		return exitFindings
 	default:
 		fmt.Fprintln(stderr, "meshcd:", err)
 		return exitError

@@ -53,6 +53,8 @@ type Plan struct {
 	Traffic []Shift `json:"traffic,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
+	// LiveMissing says why the live diff that was asked for is missing.
+	LiveMissing string `json:"liveMissing,omitempty"`
 }
 
 // Shift is one route rule whose traffic shares the head changes.
@@ -69,6 +71,10 @@ type Shift struct {
 
 // HasChanges reports whether merging the head changes any object.
 func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 || len(p.Rollouts) > 0 }
+
+// IntroducesErrors reports whether the head has an error finding the base
+// has not.
+func (p *Plan) IntroducesErrors() bool { return rules.HasErrors(p.Introduced) }
 
 // Compute renders both directories and compares them. base may be empty,
 // for a repository whose base has no spec yet.
@@ -266,6 +272,9 @@ func (p *Plan) Text() string {
 	}
 	for _, l := range p.Live {
 		fmt.Fprintf(&b, "live: %s\n", l)
+	}
+	if p.LiveMissing != "" {
+		fmt.Fprintf(&b, "live: missing: %s\n", p.LiveMissing)
 	}
 	return b.String()
 }
