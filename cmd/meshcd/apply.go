@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/health"
 )
 
@@ -23,6 +24,8 @@ type reconcileFlags struct {
 	force      bool
 	timeout    time.Duration
 	istiod     string
+	// progress, when set, is told how the reconcile goes.
+	progress func(reconciler.Progress)
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -55,13 +58,15 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.Apply.WaypointTimeout = f.timeout
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
+	opts.Progress = f.progress
 	return opts
 }
 
 func newApplyCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  reconcileFlags
-		output *outputFormat
+		flags   reconcileFlags
+		output  *outputFormat
+		verbose bool
 	)
 	cmd := &cobra.Command{
 		Use:   "apply DIR",
@@ -70,13 +75,18 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 			"validates it, stores the intended inventory, applies with server-side apply, prunes what was\n" +
 			"removed and reads back istiod's status.\n\n" +
 			"Exit codes: 0 applied and healthy, 1 blocked by findings or applied but not healthy yet,\n" +
-			"2 error (the cluster unreachable, bad input, a failed write).",
+			"2 error (the cluster unreachable, bad input, a failed write).\n\n" +
+			"It prints counts by action and by health and lists only the objects that changed, wait or are\n" +
+			"not healthy (-v lists every object). On a terminal, stderr shows the stage, the objects done of\n" +
+			"the total and the waypoints it waits for; elsewhere a plain line per stage.",
 		Example: "  meshcd apply ./mesh\n" +
 			"  meshcd apply ./mesh --context prod --request-timeout 10s\n" +
 			"  meshcd apply ./mesh -o json > result.json\n" +
 			"  meshcd apply ./mesh --allow-prune 3f9c2a7d41e0b865   # carry out the held prune status shows",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			show := newProgress(cmd.ErrOrStderr())
+			flags.progress = show.report
 			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
@@ -84,10 +94,11 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 			fmt.Fprintf(cmd.ErrOrStderr(), "applying %s\n", args[0])
 			start := time.Now()
 			res, rerr := r.Reconcile(cmd.Context(), args[0])
+			show.done()
 			if done, err := output.encoded(stdout, res); err != nil {
 				return err
 			} else if !done {
-				printResult(stdout, res, time.Since(start))
+				printResult(stdout, res, time.Since(start), verbose)
 			}
 			switch {
 			case res.Reason == reconciler.ReasonValidationFailed:
@@ -103,24 +114,33 @@ func newApplyCommand(stdout io.Writer) *cobra.Command {
 	}
 	flags.register(cmd)
 	output = addOutput(cmd, "text", "json", "yaml")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object, unchanged and healthy ones too")
 	return cmd
 }
 
-// printResult writes a reconcile's outcome for a terminal.
-func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
+// printResult writes a reconcile's outcome for a person: counts, then
+// only what changed, waits or is not healthy unless verbose.
+func printResult(w io.Writer, res *reconciler.Result, took time.Duration, verbose bool) {
 	if len(res.Findings) > 0 {
 		_ = writeFindingLines(w, res.Findings)
 	}
-	if res.Applied != nil {
-		fmt.Fprintf(w, "applied: %s\n", res.Applied.Summary())
-		if s := res.Applied.String(); s != "" {
+	for _, cs := range []struct {
+		name string
+		set  *apply.ChangeSet
+	}{{"applied", res.Applied}, {"pruned", res.Pruned}} {
+		if cs.set == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s\n", cs.name, cs.set.Summary())
+		if s := cs.set.String(); s != "" {
 			fmt.Fprintln(w, indent(s))
 		}
-	}
-	if res.Pruned != nil {
-		fmt.Fprintf(w, "pruned: %s\n", res.Pruned.Summary())
-		if s := res.Pruned.String(); s != "" {
-			fmt.Fprintln(w, indent(s))
+		if verbose {
+			for _, c := range cs.set.Changes {
+				if c.Action == apply.Unchanged {
+					fmt.Fprintf(w, "  %s unchanged\n", c.Object)
+				}
+			}
 		}
 	}
 	if res.PruneHeld != "" {
@@ -129,31 +149,42 @@ func printResult(w io.Writer, res *reconciler.Result, took time.Duration) {
 			fmt.Fprintf(w, "  %s\n", o)
 		}
 	}
-	printHealth(w, res.Health)
+	printHealth(w, res.Health, verbose)
 	fmt.Fprintf(w, "result: %s in %s\n", res.Reason, took.Round(time.Millisecond))
 }
 
-// printHealth writes one line per report and returns how many are not healthy.
-func printHealth(w io.Writer, reports []health.Report) int {
-	unhealthy := 0
+// printHealth writes the counts of healthy, pending and unhealthy objects
+// and a line for each that is not healthy (each object when verbose).
+func printHealth(w io.Writer, reports []health.Report, verbose bool) {
+	var healthy, pending, unhealthy int
+	var lines []string
 	for _, h := range reports {
 		state := "healthy"
 		switch {
 		case h.Pending:
 			state = "pending"
+			pending++
 		case !h.Healthy:
 			state = "unhealthy"
-		}
-		if !h.Healthy {
 			unhealthy++
+		default:
+			healthy++
+		}
+		if h.Healthy && !verbose {
+			continue
 		}
 		line := fmt.Sprintf("  %s %s", h.Object, state)
 		if h.Message != "" {
 			line += ": " + h.Message
 		}
-		fmt.Fprintln(w, line)
+		lines = append(lines, line)
 	}
-	return unhealthy
+	if len(reports) > 0 {
+		fmt.Fprintf(w, "health: %d healthy, %d pending, %d unhealthy\n", healthy, pending, unhealthy)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 func indent(s string) string {

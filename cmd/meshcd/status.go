@@ -5,12 +5,15 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meshcd/meshcd/reconciler"
 )
 
 func newStatusCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  instanceFlags
-		output *outputFormat
+		flags   instanceFlags
+		output  *outputFormat
+		verbose bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -31,19 +34,17 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if done, err := output.encoded(stdout, st); done {
-				return err
-			}
-			fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
-			if h := st.PruneHeld; h != nil {
-				fmt.Fprintf(stdout, "prune held: %d objects, digest %s: %s\n", h.Count, h.Digest, h.Reason)
-				if st.PruneAllowed == h.Digest {
-					fmt.Fprintln(stdout, "  allowed: the next reconcile prunes them")
-				} else {
-					fmt.Fprintf(stdout, "  to prune exactly these objects: meshcd allow-prune %s\n", h.Digest)
+			unhealthy := 0
+			for _, h := range st.Health {
+				if !h.Healthy {
+					unhealthy++
 				}
 			}
-			unhealthy := printHealth(stdout, st.Health)
+			if done, err := output.encoded(stdout, st); err != nil {
+				return err
+			} else if !done {
+				printStatus(stdout, st, verbose)
+			}
 			if unhealthy > 0 || st.PruneHeld != nil {
 				return errNotClean
 			}
@@ -52,5 +53,20 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 	}
 	flags.register(cmd)
 	output = addOutput(cmd, "text", "json", "yaml")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object, healthy ones too")
 	return cmd
+}
+
+// printStatus writes the instance's status for a person.
+func printStatus(stdout io.Writer, st *reconciler.Status, verbose bool) {
+	fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
+	if h := st.PruneHeld; h != nil {
+		fmt.Fprintf(stdout, "prune held: %d objects, digest %s: %s\n", h.Count, h.Digest, h.Reason)
+		if st.PruneAllowed == h.Digest {
+			fmt.Fprintln(stdout, "  allowed: the next reconcile prunes them")
+		} else {
+			fmt.Fprintf(stdout, "  to prune exactly these objects: meshcd allow-prune %s\n", h.Digest)
+		}
+	}
+	printHealth(stdout, st.Health, verbose)
 }
