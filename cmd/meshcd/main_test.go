@@ -47,7 +47,7 @@ func TestValidate_PlainYAMLWithAnErrorExitsOneAndNamesTheLine(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
-	if !strings.Contains(out, "policy.yaml:5: error AMB020 AuthorizationPolicy shop/orders") {
+	if !strings.Contains(out, "policy.yaml:5: error AMB020 AuthorizationPolicy shop/orders") || !strings.HasSuffix(out, "\n1 error, 0 warnings\n") {
 		t.Fatalf("output lacks file:line, rule and object:\n%s", out)
 	}
 	code, out, _ = meshcd("validate", "-o", "json", d)

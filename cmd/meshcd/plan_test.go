@@ -102,7 +102,7 @@ func TestPlan_IntroducedErrorFindingExitsThreeWhateverTheChanges(t *testing.T) {
 	if code != exitFindings {
 		t.Fatalf("exit %d, want 3:\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "| AMB020 | error | AuthorizationPolicy shop/orders | policy.yaml:5 |") {
+	if !strings.Contains(out, "| AMB020 | error | AuthorizationPolicy shop/orders | policy.yaml:5 |") || !strings.Contains(out, "; 1 finding introduced, 0 fixed") {
 		t.Fatalf("markdown lacks the finding with file:line:\n%s", out)
 	}
 	// A warning introduced is not an error finding: changes only.

@@ -91,6 +91,14 @@ func writeFindingLines(w io.Writer, findings []rules.Finding) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d errors, %d warnings\n", counts["error"], counts["warning"])
+	_, err := fmt.Fprintf(w, "%s, %s\n", count(counts["error"], "error"), count(counts["warning"], "warning"))
 	return err
+}
+
+// count writes "1 error", "2 errors", "0 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -244,8 +244,12 @@ func (p *Plan) Summary() string {
 	for _, c := range p.Changes {
 		n[c.Action]++
 	}
-	return fmt.Sprintf("%d added, %d changed, %d removed; %d findings introduced, %d fixed",
-		n[Added], n[Changed], n[Removed], len(p.Introduced), len(p.Fixed))
+	findings := "findings"
+	if len(p.Introduced) == 1 {
+		findings = "finding"
+	}
+	return fmt.Sprintf("%d added, %d changed, %d removed; %d %s introduced, %d fixed",
+		n[Added], n[Changed], n[Removed], len(p.Introduced), findings, len(p.Fixed))
 }
 
 // Text renders the plan for a terminal.

@@ -72,56 +72,64 @@ func Percent(share float64) string {
 // (buildHTTPDestination in pilot/pkg/config/kube/gateway/conversion.go,
 // applyHTTPRouteDestination in pilot/pkg/networking/core/route/route.go).
 func Split(o *unstructured.Unstructured) []Rule {
+	var shape routeShape
 	switch o.GetKind() {
 	case "HTTPRoute":
-		return httpRoute(o)
+		shape = httpRoute
 	case "VirtualService":
-		return virtualService(o)
+		shape = virtualService
+	default:
+		return nil
 	}
-	return nil
-}
-
-func httpRoute(o *unstructured.Unstructured) []Rule {
 	var out []Rule
-	for i, r := range list(o.Object, "spec", "rules") {
-		rule := Rule{Index: i, Match: httpRouteMatch(list(asMap(r), "matches"))}
-		for _, ref := range list(asMap(r), "backendRefs") {
-			m := asMap(ref)
-			name, _ := m["name"].(string)
-			if ns, _ := m["namespace"].(string); ns != "" && ns != o.GetNamespace() {
-				name = ns + "/" + name
-			}
+	for i, r := range list(o.Object, "spec", shape.rules) {
+		rule := Rule{Index: i, Match: shape.match(list(asMap(r), shape.matches))}
+		for _, b := range list(asMap(r), shape.backends) {
+			m := asMap(b)
 			w, ok := number(m["weight"])
 			if !ok {
-				w = 1
+				w = shape.weight
 			}
 			rule.Weighted = rule.Weighted || m["weight"] != nil
-			rule.Backends = append(rule.Backends, Backend{Name: name, Weight: w})
+			rule.Backends = append(rule.Backends, Backend{Name: shape.name(o, m), Weight: w})
 		}
-		out = append(out, share(rule, false))
+		out = append(out, share(rule, shape.single))
 	}
 	return out
 }
 
-func virtualService(o *unstructured.Unstructured) []Rule {
-	var out []Rule
-	for i, r := range list(o.Object, "spec", "http") {
-		rule := Rule{Index: i, Match: vsMatch(list(asMap(r), "match"))}
-		for _, d := range list(asMap(r), "route") {
-			m := asMap(d)
+// routeShape says where a kind of route keeps its rules, matches and
+// backends, and how istiod reads them.
+type routeShape struct {
+	rules, matches, backends string
+	match                    func([]any) string
+	name                     func(route *unstructured.Unstructured, backend map[string]any) string
+	// weight is a backend's weight when it states none.
+	weight int64
+	// single is true when a rule's only backend takes every request
+	// whatever its weight.
+	single bool
+}
+
+var (
+	httpRoute = routeShape{rules: "rules", matches: "matches", backends: "backendRefs", match: httpRouteMatch, weight: 1,
+		name: func(route *unstructured.Unstructured, m map[string]any) string {
+			name, _ := m["name"].(string)
+			if ns, _ := m["namespace"].(string); ns != "" && ns != route.GetNamespace() {
+				name = ns + "/" + name
+			}
+			return name
+		}}
+	virtualService = routeShape{rules: "http", matches: "match", backends: "route", match: vsMatch, single: true,
+		name: func(_ *unstructured.Unstructured, m map[string]any) string {
 			dest := asMap(m["destination"])
 			name, _ := dest["host"].(string)
 			if s, _ := dest["subset"].(string); s != "" {
 				name += "/" + s
 			}
-			w, _ := number(m["weight"])
-			rule.Weighted = rule.Weighted || m["weight"] != nil
-			rule.Backends = append(rule.Backends, Backend{Name: name, Weight: w})
-		}
-		out = append(out, share(rule, true))
-	}
-	return out
-}
+			return name
+		}}
+)
 
 // share fills in each backend's share of the rule's requests. A
 // VirtualService rule with one destination sends it everything whatever
