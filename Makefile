@@ -17,6 +17,20 @@ tools: ## Build the local control plane (kube-apiserver, etcd, kwok, istiod, ...
 build: ## Build bin/meshcd.
 	$(GO) build -o $(BIN)/meshcd ./cmd/meshcd
 
+# The image's name and versioned tag: the v* tag of HEAD, or v0.0.0-<commit>,
+# with -dirty when the work tree has changes.
+IMAGE   ?= ghcr.io/meshcd/meshcd
+VERSION ?= $(shell git describe --tags --match 'v*' --exact-match 2>/dev/null || echo v0.0.0-$$(git rev-parse --short HEAD))$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+DIST    ?= $(CURDIR)/dist
+# meshcd version reports the image's version and commit.
+VERSION_LDFLAGS = -X github.com/meshcd/meshcd/internal/version.Version=$(VERSION) -X github.com/meshcd/meshcd/internal/version.Commit=$$(git rev-parse HEAD)
+
+.PHONY: image
+image: ## Build the container image tarball dist/meshcd-image.tar (IMAGE:VERSION) without a container daemon.
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(DIST)/meshcd ./cmd/meshcd
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./hack/image --binary $(DIST)/meshcd \
+		--tag $(IMAGE):$(VERSION) --revision $$(git rev-parse HEAD) --out $(DIST)/meshcd-image.tar
+
 .PHONY: test
 test: tools ## Run go vet and every test, against a real local control plane.
 	$(GO) vet ./...

@@ -64,7 +64,31 @@ type Options struct {
 	// the health snapshot); nil lists from the API server. The controller
 	// passes an informer cache (package lister).
 	Lists client.Reader
+	// Progress, when set, is told each stage a reconcile enters and, while
+	// it applies, the objects done and the waypoints it waits for.
+	Progress func(Progress)
 }
+
+// Progress is where a reconcile is, for a person watching it.
+type Progress struct {
+	// Stage is one of the Stage constants.
+	Stage Stage
+	// Done and Total count the apply's objects; Waiting names the
+	// waypoints, namespace/name, whose labels wait for them to be ready.
+	Done, Total int
+	Waiting     []string
+}
+
+// Stage names a step of a reconcile.
+type Stage string
+
+// Stages, in the order a reconcile takes them.
+const (
+	StageRender Stage = "render"
+	StageApply  Stage = "apply"
+	StagePrune  Stage = "prune"
+	StageHealth Stage = "health"
+)
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
 func DefaultOptions() Options {
@@ -144,6 +168,11 @@ func New(c client.Client, opts Options) *Reconciler {
 	if opts.Apply.Lists == nil {
 		opts.Apply.Lists = opts.Lists
 	}
+	if report := opts.Progress; report != nil {
+		opts.Apply.Progress = func(e apply.Event) {
+			report(Progress{Stage: StageApply, Done: e.Done, Total: e.Total, Waiting: e.Waiting})
+		}
+	}
 	opts.Render.Instance = opts.Name
 	opts.Apply.Instance = opts.Name
 	opts.Admit.StateNamespace = opts.Namespace
@@ -174,6 +203,7 @@ func (r *Reconciler) RolloutStore() *dataplane.Store {
 // prune prunes nothing; a failed delete stays in the inventory.
 func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error) {
 	res := &Result{}
+	r.progress(StageRender)
 	bundle, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		res.Reason = ReasonRenderFailed
@@ -227,7 +257,15 @@ func (r *Reconciler) converge(ctx context.Context, bundle *renderer.Bundle, rend
 		res.Reason = ReasonApplyFailed
 		return fmt.Errorf("apply failed, nothing pruned: %w", err)
 	}
+	r.progress(StagePrune)
 	return r.prune(ctx, old, next, res)
+}
+
+// progress reports that the reconcile enters stage.
+func (r *Reconciler) progress(stage Stage) {
+	if r.opts.Progress != nil {
+		r.opts.Progress(Progress{Stage: stage})
+	}
 }
 
 // overlay adds what the rollouts have reached to the rendered objects:
@@ -481,6 +519,7 @@ func (r *Reconciler) AllowPrune(ctx context.Context, digest string) (*inventory.
 // readHealth waits, within HealthTimeout, for istiod's verdict on what was
 // applied and sets the final reason.
 func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, res *Result) error {
+	r.progress(StageHealth)
 	reports, err := r.health.Settle(ctx, bundle.Objects, r.opts.HealthTimeout, r.opts.Apply.PollInterval, r.opts.HealthHold)
 	res.Health = reports
 	if err != nil {

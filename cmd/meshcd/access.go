@@ -13,9 +13,10 @@ import (
 
 func newAccessCommand(stdout io.Writer) *cobra.Command {
 	var (
-		from, to, output string
-		req              access.Request
-		headers          []string
+		from, to string
+		output   *outputFormat
+		req      access.Request
+		headers  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "access DIR",
@@ -27,6 +28,9 @@ func newAccessCommand(stdout io.Writer) *cobra.Command {
 			"answer \"depends\"; what the model cannot evaluate (a CUSTOM provider, a namespace not in DIR) is \"undecided\".\n" +
 			"Exit codes: one question: 0 allowed, 1 denied, depends or undecided, 2 bad input;\n" +
 			"the matrix: 0 every cell decided or depending on the request, 1 some cell undecided, 2 bad input.",
+		Example: "  meshcd access ./mesh                                   # the matrix\n" +
+			"  meshcd access ./mesh --from shop/web --to shop/orders --method GET --path /api/v1\n" +
+			"  meshcd access ./mesh -o markdown > access.md",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (from == "") != (to == "") {
@@ -53,7 +57,7 @@ func newAccessCommand(stdout io.Writer) *cobra.Command {
 			}
 			if from == "" {
 				mx := model.Matrix(req)
-				if err := access.WriteMatrix(stdout, mx, output); err != nil {
+				if err := access.WriteMatrix(stdout, mx, output.String()); err != nil {
 					return err
 				}
 				if mx.Undecided() > 0 {
@@ -70,7 +74,7 @@ func newAccessCommand(stdout io.Writer) *cobra.Command {
 				return fmt.Errorf("--to: %w", err)
 			}
 			v := model.Check(id, dest, req)
-			if err := access.WriteVerdict(stdout, v, req, output); err != nil {
+			if err := access.WriteVerdict(stdout, v, req, output.String()); err != nil {
 				return err
 			}
 			if !v.Allowed {
@@ -88,6 +92,6 @@ func newAccessCommand(stdout io.Writer) *cobra.Command {
 	f.StringVar(&req.RequestPrincipal, "request-principal", "", "the request's JWT as ISSUER/SUBJECT")
 	f.BoolVar(&req.NoJWT, "no-jwt", false, "the request carries no JWT")
 	f.StringArrayVar(&headers, "header", nil, "a request header NAME=VALUE (repeatable)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
+	output = addOutput(cmd, "text", "json", "markdown")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,17 +11,17 @@ import (
 )
 
 func newBundleCommand(stdout io.Writer) *cobra.Command {
-	var output string
+	var output *outputFormat
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the bundled proxy versions and their pinned images",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List the bundled proxy versions and their images",
+		Long:    "list prints each bundle a DataplaneRollout may name: its ztunnel, waypoint (proxyv2), CNI and istiod images, and the version skew rule meshcd checks.",
+		Example: "  meshcd bundle list\n  meshcd bundle list -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := dataplane.Catalogue()
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(c)
+			if done, err := output.encoded(stdout, c); done {
+				return err
 			}
 			w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tZTUNNEL\tWAYPOINT (PROXYV2)\tCNI\tISTIOD")
@@ -33,21 +32,30 @@ func newBundleCommand(stdout io.Writer) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	bundle := &cobra.Command{Use: "bundle", Short: "The proxy bundles meshcd can roll out"}
+	output = addOutput(list, "text", "json", "yaml")
+	bundle := &cobra.Command{Use: "bundle", Short: "The proxy bundles meshcd can roll out", Example: "  meshcd bundle list"}
 	bundle.AddCommand(list)
 	return bundle
 }
 
 func newRolloutCommand(stdout io.Writer) *cobra.Command {
-	var flags reconcileFlags
-	rollout := &cobra.Command{Use: "rollout", Short: "Watch and steer DataplaneRollouts"}
+	var (
+		flags  instanceFlags
+		output *outputFormat
+	)
+	rollout := &cobra.Command{
+		Use:     "rollout",
+		Short:   "Watch and steer DataplaneRollouts",
+		Example: "  meshcd rollout status\n  meshcd rollout pause proxies",
+	}
 	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show each rollout's phase, stage and pinned images",
-		Args:  cobra.NoArgs,
+		Use:     "status",
+		Short:   "Show each rollout's phase, stage and pinned images",
+		Long:    "status reads the rollout state the instance keeps in the ConfigMap meshcd-rollout-<name>.",
+		Example: "  meshcd rollout status\n  meshcd rollout status --name payments -o yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -55,9 +63,13 @@ func newRolloutCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if done, err := output.encoded(stdout, states); done {
+				return err
+			}
 			return dataplane.WriteStatus(stdout, states)
 		},
 	}
+	output = addOutput(status, "text", "json", "yaml")
 	rollout.AddCommand(status)
 	for _, c := range []struct {
 		cmd  dataplane.Command
@@ -69,11 +81,12 @@ func newRolloutCommand(stdout io.Writer) *cobra.Command {
 		{dataplane.CommandRollback, "Roll every namespace a rollout moved back to its previous images"},
 	} {
 		rollout.AddCommand(&cobra.Command{
-			Use:   string(c.cmd) + " NAME",
-			Short: c.help + "; the running meshcd carries it out on its next reconcile",
-			Args:  cobra.ExactArgs(1),
+			Use:     string(c.cmd) + " NAME",
+			Short:   c.help + "; the running meshcd carries it out on its next reconcile",
+			Example: fmt.Sprintf("  meshcd rollout %s proxies\n  meshcd rollout %s proxies --context prod --name payments", c.cmd, c.cmd),
+			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				r, _, err := flags.reconciler()
+				r, _, err := flags.reconciler(cmd.Context())
 				if err != nil {
 					return err
 				}

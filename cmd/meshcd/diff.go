@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -13,16 +12,21 @@ import (
 
 func newDiffCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  reconcileFlags
-		output string
+		flags  sourceFlags
+		output *outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "diff DIR",
 		Short: "Show what an apply of DIR would change in the cluster, judged by server-side dry-run",
-		Long:  "Exit codes: 0 no change, 1 changes, 2 error.",
-		Args:  cobra.ExactArgs(1),
+		Long: "diff renders DIR and asks the API server what an apply would change (server-side dry-run, so\n" +
+			"defaulted fields never show), lists what an apply would prune, and the order in which waypoint\n" +
+			"labels would wait for their waypoints. It writes nothing.\n\n" +
+			"Exit codes: 0 no change, 1 changes, 2 error.",
+		Example: "  meshcd diff ./mesh\n" +
+			"  meshcd diff ./mesh --context staging -o json",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -40,16 +44,13 @@ func newDiffCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	flags.render.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutput(cmd, "text", "json", "yaml")
 	return cmd
 }
 
-func writeDiff(w io.Writer, d *reconciler.Diff, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+func writeDiff(w io.Writer, d *reconciler.Diff, output *outputFormat) error {
+	if done, err := output.encoded(w, d); done {
+		return err
 	}
 	if len(d.Changed) == 0 && len(d.Stale) == 0 {
 		_, err := fmt.Fprintln(w, "no changes")

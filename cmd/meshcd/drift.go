@@ -10,13 +10,14 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/drift"
 )
 
 func newDriftCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  reconcileFlags
-		output string
+		flags  sourceFlags
+		output *outputFormat
 		watch  bool
 		mode   string
 	)
@@ -27,21 +28,32 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 			"printing each drifted object as it is noticed, and with --mode correct re-applies it. An object\n"+
 			"whose correction another field manager reverts %d times within %s is a fight: it is\n"+
 			"reported and left alone from then on, as meshcd run does.", drift.DefaultFightLimit, drift.DefaultFightWindow),
+		Example: "  meshcd drift ./mesh\n" +
+			"  meshcd drift ./mesh -o markdown > drift.md\n" +
+			"  meshcd drift ./mesh --watch --mode correct",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if mode != string(drift.ModeCorrect) && mode != string(drift.ModeReport) {
 				return fmt.Errorf("unknown mode %q: use correct or report", mode)
 			}
-			r, cl, err := flags.reconciler()
+			if err := flags.validate(); err != nil {
+				return err
+			}
+			connect := flags.instance.kube.connect
+			if watch {
+				connect = flags.instance.kube.connectWatching
+			}
+			cl, err := connect(cmd.Context())
 			if err != nil {
 				return err
 			}
+			r := reconciler.New(cl.client, flags.options())
 			if !watch {
 				rep, err := r.Drift(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				if err := rep.Write(stdout, output); err != nil {
+				if err := writeReport(stdout, rep, output); err != nil {
 					return err
 				}
 				if len(rep.Objects) > 0 {
@@ -70,7 +82,7 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 			}
 			return w.Watch(cmd.Context(), desired, func(ev drift.Event) {
 				rep := &drift.Report{DetectedAt: ev.At, Objects: []drift.Object{ev.Drift}}
-				_ = rep.Write(stdout, output)
+				_ = writeReport(stdout, rep, output)
 				if fights == nil {
 					return
 				}
@@ -89,9 +101,16 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	flags.render.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "report format: text, json or markdown")
+	output = addOutput(cmd, "text", "json", "yaml", "markdown")
 	cmd.Flags().BoolVar(&watch, "watch", false, "keep watching and report each drift as it happens")
 	cmd.Flags().StringVar(&mode, "mode", string(drift.ModeReport), "with --watch: correct (re-apply) or report (detect only)")
 	return cmd
+}
+
+// writeReport writes a drift report in the format -o asks for.
+func writeReport(w io.Writer, rep *drift.Report, output *outputFormat) error {
+	if done, err := output.encoded(w, rep); done {
+		return err
+	}
+	return rep.Write(w, output.String())
 }

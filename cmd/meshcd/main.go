@@ -12,16 +12,23 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes shared by every command, as `flux diff` and `terraform plan` use them.
+// Exit codes shared by every command, as `flux diff` and `terraform plan`
+// use them, and plan's own 3.
 const (
-	exitOK      = 0
-	exitChanges = 1 // findings of error level, or changes to apply
-	exitError   = 2 // bad input or a failure
+	exitOK       = 0
+	exitChanges  = 1 // findings of error level, or changes to apply
+	exitError    = 2 // bad input or a failure
+	exitFindings = 3 // plan: the head introduces an error finding
 )
 
-// errNotClean reports that the command ran and found what exit code 1
-// stands for: error findings, changes to apply, or an unhealthy result.
-var errNotClean = errors.New("not clean")
+var (
+	// errNotClean reports that the command ran and found what exit code 1
+	// stands for: error findings, changes to apply, or an unhealthy result.
+	errNotClean = errors.New("not clean")
+	// errFindingsIntroduced reports that a plan's head introduces an error
+	// finding, exit code 3.
+	errFindingsIntroduced = errors.New("error findings introduced")
+)
 
 func main() {
 	// SIGINT and SIGTERM end the context: `meshcd run` then releases its
@@ -49,6 +56,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitOK
 	case errors.Is(err, errNotClean):
 		return exitChanges
+	case errors.Is(err, errFindingsIntroduced):
+		return exitFindings
 	default:
 		fmt.Fprintln(stderr, "meshcd:", err)
 		return exitError
@@ -57,8 +66,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 func newRootCommand(stdout io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "meshcd",
-		Short:         "GitOps for Istio ambient mesh: render, check, apply and watch a mesh spec",
+		Use:   "meshcd",
+		Short: "GitOps for Istio ambient mesh: render, check, apply and watch a mesh spec",
+		Example: "  meshcd validate ./mesh\n" +
+			"  meshcd plan --repo . --base main --head my-change -o markdown\n" +
+			"  meshcd apply ./mesh --context prod\n" +
+			"  source <(meshcd completion bash)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,

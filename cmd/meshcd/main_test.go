@@ -1,8 +1,11 @@
 package main
 
 import (
+	"io"
+
 	"bytes"
 	"encoding/json"
+	"github.com/spf13/cobra"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +47,7 @@ func TestValidate_PlainYAMLWithAnErrorExitsOneAndNamesTheLine(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
-	if !strings.Contains(out, "policy.yaml:5: error AMB020 AuthorizationPolicy shop/orders") {
+	if !strings.Contains(out, "policy.yaml:5: error AMB020 AuthorizationPolicy shop/orders") || !strings.HasSuffix(out, "\n1 error, 0 warnings\n") {
 		t.Fatalf("output lacks file:line, rule and object:\n%s", out)
 	}
 	code, out, _ = meshcd("validate", "-o", "json", d)
@@ -198,5 +201,106 @@ func TestValidate_ListItemErrorNamesFileLineAndIndex(t *testing.T) {
 	code, _, errOut := meshcd("validate", d)
 	if code != 2 || !strings.Contains(errOut, "list.yaml:5:5: items[1]: document has no apiVersion or kind") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// commands walks meshcd's own commands, leaving out cobra's help and
+// completion.
+func commands(c *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, sub := range c.Commands() {
+		if sub.Name() == "help" || sub.Name() == "completion" {
+			continue
+		}
+		out = append(out, sub)
+		out = append(out, commands(sub)...)
+	}
+	return out
+}
+
+func TestHelp_EveryCommandHasADescriptionAndExamples(t *testing.T) {
+	root := newRootCommand(io.Discard)
+	root.InitDefaultCompletionCmd()
+	all := append(commands(root), root)
+	if len(all) < 20 {
+		t.Fatalf("only %d commands found", len(all))
+	}
+	for _, c := range all {
+		if c.Short == "" || strings.Contains(c.Short, "\n") {
+			t.Errorf("%s: no one-line description: %q", c.CommandPath(), c.Short)
+		}
+		if c.Example == "" {
+			t.Errorf("%s: no examples", c.CommandPath())
+		}
+	}
+}
+
+func TestHelp_StateCommandsListOnlyTheirOwnFlags(t *testing.T) {
+	applyOnly := []string{"allow-finding", "allow-empty", "max-prune", "allow-prune", "force", "timeout", "istiod-version", "allow-kind", "source-namespaces"}
+	for _, args := range [][]string{{"status"}, {"suspend"}, {"resume"}, {"allow-prune"}, {"rollout", "status"}, {"rollout", "pause"}, {"rollout", "resume"}, {"rollout", "abort"}, {"rollout", "rollback"}} {
+		code, out, _ := meshcd(append(args, "--help")...)
+		if code != 0 || !strings.Contains(out, "--request-timeout") || !strings.Contains(out, "--context") || !strings.Contains(out, "Examples:") {
+			t.Errorf("%v --help: exit %d:\n%s", args, code, out)
+		}
+		_, flags, _ := strings.Cut(out, "Flags:")
+		for _, f := range applyOnly {
+			if strings.Contains(flags, "--"+f+" ") {
+				t.Errorf("%v --help lists apply's --%s", args, f)
+			}
+		}
+	}
+	_, out, _ := meshcd("apply", "--help")
+	for _, f := range applyOnly {
+		if !strings.Contains(out, "--"+f+" ") {
+			t.Errorf("apply --help lacks --%s", f)
+		}
+	}
+}
+
+func TestOutput_RefusedBeforeConnecting(t *testing.T) {
+	// The kubeconfig does not exist: a command that connected first would
+	// name it instead of the format.
+	for _, args := range [][]string{{"status"}, {"apply", "x"}, {"diff", "x"}, {"drift", "x"}, {"rollout", "status"}, {"validate", "x"}, {"plan", "--head", "x"}} {
+		code, _, errOut := meshcd(append(args, "--kubeconfig", "/nonexistent", "-o", "bogus")...)
+		if code != exitError || !strings.Contains(errOut, `unknown output format "bogus": use `) || strings.Contains(errOut, "nonexistent") {
+			t.Errorf("%v -o bogus: exit %d: %s", args, code, errOut)
+		}
+	}
+	if code, _, errOut := meshcd("bundle", "list", "-o", "bogus"); code != exitError || !strings.Contains(errOut, `unknown output format "bogus": use text, json, yaml`) {
+		t.Errorf("bundle list -o bogus: exit %d: %s", code, errOut)
+	}
+}
+
+func TestOutput_KubectlFormatsOfferedAndCompleted(t *testing.T) {
+	for _, args := range [][]string{{"status"}, {"apply"}, {"diff"}, {"drift"}, {"validate"}, {"plan"}, {"bundle", "list"}, {"rollout", "status"}} {
+		code, out, _ := meshcd(append([]string{"__complete"}, append(args, "-o", "")...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		for _, f := range []string{"text", "json", "yaml"} {
+			if !strings.Contains(out, f+"\n") {
+				t.Errorf("%v -o completion lacks %s:\n%s", args, f, out)
+			}
+		}
+	}
+	code, out, _ := meshcd("bundle", "list", "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "version: ") {
+		t.Fatalf("bundle list -o yaml: exit %d:\n%s", code, out)
+	}
+}
+
+func TestCompletion_ContextsComeFromTheKubeconfig(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts: [{name: prod, context: {cluster: c, user: u}}, {name: staging, context: {cluster: c, user: u}}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := meshcd("__complete", "status", "--kubeconfig", kc, "--context", "")
+	if code != 0 || !strings.HasPrefix(out, "prod\nstaging\n:4\n") {
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }

@@ -13,25 +13,28 @@ import (
 
 func newRenderCommand(stdout io.Writer) *cobra.Command {
 	var (
-		output string
+		output *outputFormat
 		flags  renderFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "render DIR",
 		Short: "Render a spec directory into the Kubernetes objects meshcd would apply",
-		Args:  cobra.ExactArgs(1),
+		Long:  "render prints, sorted, every object meshcd would apply for DIR: what the mesh spec generates and the plain\nmanifests and kustomize overlays beside it. It reads no cluster.",
+		Example: "  meshcd render ./mesh\n" +
+			"  meshcd render ./mesh -o json | jq '.items[].kind'",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := renderer.Render(args[0], flags.options())
 			if err != nil {
 				return err
 			}
-			if output != "json" {
+			if output.String() != "json" {
 				printNotes(cmd.ErrOrStderr(), b.Notes)
 			}
-			return printObjects(stdout, b, output)
+			return printObjects(stdout, b, output.String())
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	output = addOutput(cmd, "yaml", "json")
 	flags.register(cmd)
 	return cmd
 }
@@ -39,19 +42,7 @@ func newRenderCommand(stdout io.Writer) *cobra.Command {
 // printObjects writes the rendered objects as a YAML stream or a JSON list;
 // the list carries the render's notes as the fields skipped and warnings.
 func printObjects(w io.Writer, b *renderer.Bundle, output string) error {
-	switch output {
-	case "yaml":
-		for _, obj := range b.Objects {
-			out, err := yaml.Marshal(obj.Object)
-			if err != nil {
-				return fmt.Errorf("%s %s encode failed: %w", obj.GetKind(), obj.GetName(), err)
-			}
-			if _, err := fmt.Fprintf(w, "---\n%s", out); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "json":
+	if output == "json" {
 		items := make([]map[string]any, 0, len(b.Objects))
 		for _, obj := range b.Objects {
 			items = append(items, obj.Object)
@@ -67,5 +58,14 @@ func printObjects(w io.Writer, b *renderer.Bundle, output string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
-	return fmt.Errorf("unknown output format %q: use yaml or json", output)
+	for _, obj := range b.Objects {
+		out, err := yaml.Marshal(obj.Object)
+		if err != nil {
+			return fmt.Errorf("%s %s encode failed: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		if _, err := fmt.Fprintf(w, "---\n%s", out); err != nil {
+			return err
+		}
+	}
+	return nil
 }

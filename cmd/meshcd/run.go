@@ -50,13 +50,18 @@ func newRunCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Reconcile a git repository continuously: on an interval, a cron schedule, a push webhook and drift",
-		Args:  cobra.NoArgs,
+		Long: "run is the controller: it follows a branch (or a pinned tag or commit), reconciles on an interval,\n" +
+			"a cron schedule and push webhooks, watches the applied objects for drift, and serves /metrics,\n" +
+			"/healthz, /readyz and /hook. It checks the cluster once at start, within --request-timeout;\n" +
+			"its watches are not bounded by it.",
+		Example: "  meshcd run --repo https://github.com/acme/mesh --branch main --path clusters/prod\n" +
+			"  meshcd run --repo ssh://git@github.com/acme/mesh --credentials-dir /etc/meshcd/git --leader-elect",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd.Context(), cmd.ErrOrStderr())
 		},
 	}
 	f.reconcile.register(cmd)
-	f.reconcile.render.register(cmd)
 	cmd.Flags().StringVar(&f.repo, "repo", "", "repository URL: file://, https:// or ssh:// (required)")
 	cmd.Flags().StringVar(&f.branch, "branch", "main", "branch to follow")
 	cmd.Flags().StringVar(&f.tag, "tag", "", "tag to pin instead of a branch")
@@ -128,7 +133,7 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
-	_, cl, err := f.reconcile.reconciler()
+	cl, err := f.reconcile.source.instance.kube.connectWatching(ctx)
 	if err != nil {
 		return err
 	}
@@ -209,15 +214,16 @@ func (f *runFlags) auth() (*source.Auth, error) {
 }
 
 func newSuspendCommand(suspend bool) *cobra.Command {
-	var flags reconcileFlags
+	var flags instanceFlags
 	use, short := "suspend", "Stop reconciles of this meshcd instance until resume"
 	if !suspend {
 		use, short = "resume", "Resume reconciles of a suspended meshcd instance"
 	}
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
+		Example: fmt.Sprintf("  meshcd %s\n  meshcd %s --context prod --name payments", use, use),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, cl, err := flags.reconciler()
+			cl, err := flags.kube.connect(cmd.Context())
 			if err != nil {
 				return err
 			}

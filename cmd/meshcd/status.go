@@ -1,24 +1,32 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meshcd/meshcd/reconciler"
 )
 
 func newStatusCommand(stdout io.Writer) *cobra.Command {
 	var (
-		flags  reconcileFlags
-		output string
+		flags   instanceFlags
+		output  *outputFormat
+		verbose bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what meshcd owns in the cluster and what istiod says about it",
-		Args:  cobra.NoArgs,
+		Long: "status reads the instance's inventory and the health of every object in it: istiod's\n" +
+			"conditions, waypoints' ready endpoints, and a prune the mass-prune guard holds.\n\n" +
+			"Exit codes: 0 everything healthy, 1 something unhealthy or a prune held, 2 error.",
+		Example: "  meshcd status\n" +
+			"  meshcd status --context prod --name payments\n" +
+			"  meshcd status -o yaml",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, _, err := flags.reconciler()
+			r, _, err := flags.reconciler(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -26,21 +34,17 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
-			if h := st.PruneHeld; h != nil {
-				fmt.Fprintf(stdout, "prune held: %d objects, digest %s: %s\n", h.Count, h.Digest, h.Reason)
-				if st.PruneAllowed == h.Digest {
-					fmt.Fprintln(stdout, "  allowed: the next reconcile prunes them")
-				} else {
-					fmt.Fprintf(stdout, "  to prune exactly these objects: meshcd allow-prune %s\n", h.Digest)
+			unhealthy := 0
+			for _, h := range st.Health {
+				if !h.Healthy {
+					unhealthy++
 				}
 			}
-			unhealthy := printHealth(stdout, st.Health)
+			if done, err := output.encoded(stdout, st); err != nil {
+				return err
+			} else if !done {
+				printStatus(stdout, st, verbose)
+			}
 			if unhealthy > 0 || st.PruneHeld != nil {
 				return errNotClean
 			}
@@ -48,6 +52,21 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutput(cmd, "text", "json", "yaml")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object, healthy ones too")
 	return cmd
+}
+
+// printStatus writes the instance's status for a person.
+func printStatus(stdout io.Writer, st *reconciler.Status, verbose bool) {
+	fmt.Fprintf(stdout, "owned objects: %d\n", st.Owned)
+	if h := st.PruneHeld; h != nil {
+		fmt.Fprintf(stdout, "prune held: %d objects, digest %s: %s\n", h.Count, h.Digest, h.Reason)
+		if st.PruneAllowed == h.Digest {
+			fmt.Fprintln(stdout, "  allowed: the next reconcile prunes them")
+		} else {
+			fmt.Fprintf(stdout, "  to prune exactly these objects: meshcd allow-prune %s\n", h.Digest)
+		}
+	}
+	printHealth(stdout, st.Health, verbose)
 }

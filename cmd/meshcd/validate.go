@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"path"
@@ -17,7 +16,7 @@ import (
 
 func newValidateCommand(stdout io.Writer) *cobra.Command {
 	var (
-		output string
+		output *outputFormat
 		allow  []string
 		live   bool
 		kube   kubeFlags
@@ -28,14 +27,14 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 		Short: "Check spec directories or plain manifests against the rules ambient enforces",
 		Long: "validate renders each directory and runs the ambient rule catalogue over the result.\n" +
 			"Exit codes: 0 no error finding, 1 error findings, 2 bad input.",
+		Example: "  meshcd validate ./mesh\n" +
+			"  meshcd validate ./mesh ./manifests -o json\n" +
+			"  meshcd validate ./mesh --live --context prod   # resolve references against the cluster",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("unknown output format %q: use text or json", output)
-			}
 			var context []*unstructured.Unstructured
 			if live {
-				cl, err := kube.connect()
+				cl, err := kube.connect(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -59,7 +58,7 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 				}
 				notes.Warnings = append(notes.Warnings, b.Notes.Warnings...)
 			}
-			if output == "text" {
+			if output.String() == "text" {
 				printNotes(cmd.ErrOrStderr(), notes)
 			}
 			if err := printFindings(stdout, findings, notes, output); err != nil {
@@ -71,7 +70,7 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutput(cmd, "text", "json", "yaml")
 	cmd.Flags().StringSliceVar(&allow, "allow-finding", nil, "rule id whose findings are ignored, such as AMB013 (repeatable)")
 	cmd.Flags().BoolVar(&live, "live", false, "resolve references (Services, waypoints, namespace labels) against the cluster's live objects")
 	kube.register(cmd)
@@ -79,17 +78,22 @@ func newValidateCommand(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-// printFindings writes findings as lines for a terminal, or as the JSON
-// document {"findings": [...]} with the render's notes beside them.
-func printFindings(w io.Writer, findings []rules.Finding, notes renderer.Notes, output string) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Findings []rules.Finding `json:"findings"`
-			renderer.Notes
-		}{findings, notes})
+// printFindings writes findings as lines for a terminal or as the
+// document {"findings": [...]} in JSON or YAML, with the render's notes
+// beside them.
+func printFindings(w io.Writer, findings []rules.Finding, notes renderer.Notes, output *outputFormat) error {
+	if done, err := output.encoded(w, struct {
+		Findings []rules.Finding `json:"findings"`
+		renderer.Notes
+	}{findings, notes}); done {
+		return err
 	}
+	return writeFindingLines(w, findings)
+}
+
+// writeFindingLines writes one line per finding, file:line first, and the
+// counts of errors and warnings.
+func writeFindingLines(w io.Writer, findings []rules.Finding) error {
 	counts := map[rules.Severity]int{}
 	for _, f := range findings {
 		counts[f.Severity]++
@@ -104,6 +108,14 @@ func printFindings(w io.Writer, findings []rules.Finding, notes renderer.Notes, 
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d errors, %d warnings\n", counts["error"], counts["warning"])
+	_, err := fmt.Fprintf(w, "%s, %s\n", count(counts["error"], "error"), count(counts["warning"], "warning"))
 	return err
+}
+
+// count writes "1 error", "2 errors", "0 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

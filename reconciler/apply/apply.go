@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,38 @@ type Options struct {
 	// Claims returns, for every object the inventories of the other
 	// instances list, their names; nil when there are none to ask.
 	Claims func(ctx context.Context) (map[string][]string, error)
+	// Progress, when set, is called as objects are done and while the
+	// enrollment waits for waypoints, from the apply's goroutines.
+	Progress func(Event)
+}
+
+// Event is how far an apply is.
+type Event struct {
+	// Done and Total count objects; an object whose waypoint label is held
+	// back counts twice, once without the label and once with it.
+	Done, Total int
+	// Waiting names the waypoints, namespace/name, the enrollment waits for.
+	Waiting []string
+}
+
+// tally counts one apply's objects for Progress.
+type tally struct {
+	report func(Event)
+	mu     sync.Mutex
+	ev     Event
+}
+
+func (t *tally) add(done int, waiting []string) {
+	if t.report == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ev.Done += done
+	if waiting != nil {
+		t.ev.Waiting = waiting
+	}
+	t.report(Event{Done: t.ev.Done, Total: t.ev.Total, Waiting: slices.Clone(t.ev.Waiting)})
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -131,6 +164,8 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err != nil {
 		return cs, err
 	}
+	progress := &tally{report: m.opts.Progress, ev: Event{Total: len(desired) + len(held)}}
+	progress.add(0, nil)
 
 	var defs, gateways, rest []*stamped
 	for _, o := range desired {
@@ -148,7 +183,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	}
 	cl := m.newClaims()
 	for _, stage := range [][]*stamped{defs, gateways, rest} {
-		changes, err := m.applyStage(ctx, cl, stage, live)
+		changes, err := m.applyStage(ctx, cl, stage, live, progress)
 		cs.add(changes...)
 		if err != nil {
 			return cs, err
@@ -157,7 +192,7 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			return cs, err
 		}
 	}
-	changes, err := m.enroll(ctx, held, live)
+	changes, err := m.enroll(ctx, held, live, progress)
 	cs.add(changes...)
 	return cs, err
 }
@@ -209,7 +244,7 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 
 // applyStage applies objs concurrently and returns one change for each.
 // live is what the cluster held when the apply began.
-func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
+func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured, progress *tally) ([]Change, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
@@ -224,6 +259,7 @@ func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, l
 		g.Go(func() error {
 			c, err := m.applyOne(gctx, cl, o, live[o.key])
 			changes[i] = c
+			progress.add(1, nil)
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -145,7 +146,7 @@ func sameEnrollment(desired, live *unstructured.Unstructured) bool {
 
 // enroll waits, within WaypointTimeout, for the waypoints of held objects
 // and applies their labels; those whose waypoint never got ready wait.
-func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live map[object.ObjMetadata]*unstructured.Unstructured) ([]Change, error) {
+func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live map[object.ObjMetadata]*unstructured.Unstructured, progress *tally) ([]Change, error) {
 	if len(heldObjs) == 0 {
 		return nil, nil
 	}
@@ -161,6 +162,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live m
 	defer cancel()
 	_ = wait.PollUntilContextCancel(waitCtx, m.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
 		done := true
+		waiting := []string{}
 		for _, h := range all {
 			for _, r := range h.waypoints {
 				if ready[r] {
@@ -175,8 +177,12 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live m
 				}
 				ready[r], reasons[r] = ok, reason
 				done = done && ok
+				if !ok && !slices.Contains(waiting, r.waypoint()) {
+					waiting = append(waiting, r.waypoint())
+				}
 			}
 		}
+		progress.add(0, waiting)
 		return done, nil
 	})
 	if ctx.Err() != nil {
@@ -201,7 +207,7 @@ func (m *Manager) enroll(ctx context.Context, heldObjs map[*stamped]held, live m
 		}
 		apply = append(apply, h.later)
 	}
-	applied, err := m.applyStage(ctx, m.newClaims(), apply, live)
+	applied, err := m.applyStage(ctx, m.newClaims(), apply, live, progress)
 	return append(changes, applied...), err
 }
 

@@ -105,6 +105,13 @@ func (p *Plan) markdown(omitted map[int]bool, shown int) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(p.Traffic) > 0 {
+		b.WriteString("### Traffic\n\n| route | requests | before | after |\n|---|---|---|---|\n")
+		for _, s := range p.Traffic {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", cell(s.Route), cell(s.Match), cell(s.Before), cell(s.After))
+		}
+		b.WriteString("\n")
+	}
 	if len(p.Order) > 0 {
 		b.WriteString("### Waypoint order\n\n")
 		for _, l := range p.Order {
@@ -136,10 +143,13 @@ func (p *Plan) markdown(omitted map[int]bool, shown int) string {
 		}
 		b.WriteString("\n</details>\n\n")
 	}
-	if len(p.Live) > 0 {
+	if len(p.Live) > 0 || p.LiveMissing != "" {
 		b.WriteString("### Against the live cluster\n\n")
 		for _, l := range p.Live {
 			fmt.Fprintf(&b, "- %s\n", cell(l))
+		}
+		if p.LiveMissing != "" {
+			fmt.Fprintf(&b, "The live diff is missing: %s. The plan above compares the branches only.\n", cell(p.LiveMissing))
 		}
 	}
 	if len(omitted) > 0 {
@@ -151,6 +161,16 @@ func (p *Plan) markdown(omitted map[int]bool, shown int) string {
 		fmt.Fprintf(&b, "\n_%d diffs were left out to fit the comment, largest first: %s._\n", len(omitted), strings.Join(names, ", "))
 	}
 	return b.String()
+}
+
+// FailureMarkdown is the comment for a plan that could not be made: the
+// error as meshcd printed it, file:line first, so that the pull request
+// shows what to fix rather than "see the log".
+func FailureMarkdown(base, head string, err error) string {
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	fence := strings.Repeat("`", max(3, longestRun(msg, '`')+1))
+	return fmt.Sprintf("## meshcd plan\n\n%s → %s: **the plan failed**\n\n%s\n%s\n%s\n\nFix it and push again; `meshcd plan` shows the same locally.\n",
+		code(base), code(head), fence, msg, fence)
 }
 
 // oneLine returns s as valid UTF-8 on one line: each line ending Markdown

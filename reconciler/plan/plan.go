@@ -14,6 +14,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
+	"github.com/meshcd/meshcd/renderer/traffic"
 )
 
 // Action is what the head does to one object.
@@ -52,11 +53,27 @@ type Plan struct {
 	// Order says which waypoint labels wait for their waypoint to be ready,
 	// and which waypoints are deleted only after the labels move off.
 	Order []string `json:"order,omitempty"`
+	// Traffic says how each changed route rule moves requests, base to head.
+	Traffic []Shift `json:"traffic,omitempty"`
 	// Live is the head's diff against the cluster, when one was asked for.
 	Live []string `json:"live,omitempty"`
 	// Notes are the head's render notes: the files it did not read, and
 	// its warnings.
 	renderer.Notes
+	// LiveMissing says why the live diff that was asked for is missing.
+	LiveMissing string `json:"liveMissing,omitempty"`
+}
+
+// Shift is one route rule whose traffic shares the head changes.
+type Shift struct {
+	// Route is the route's "Kind namespace/name".
+	Route string `json:"route"`
+	// Match says which requests the rule takes.
+	Match string `json:"match"`
+	// Before and After are the shares, such as "orders-v1 90%, orders-v2
+	// 10%"; "none" where the rule does not exist.
+	Before string `json:"before"`
+	After  string `json:"after"`
 }
 
 // HasChanges reports whether merging the head changes any object.
@@ -74,6 +91,9 @@ type Options struct {
 
 // DefaultOptions plans without a cluster.
 func DefaultOptions() Options { return Options{Render: renderer.DefaultOptions()} }
+// IntroducesErrors reports whether the head has an error finding the base
+// has not.
+func (p *Plan) IntroducesErrors() bool { return rules.HasErrors(p.Introduced) }
 
 // Compute renders both directories and compares them. base may be empty,
 // for a repository whose base has no spec yet.
@@ -103,11 +123,63 @@ func Compute(baseRev, baseDir, headRev, headDir string, opts Options) (*Plan, er
 	if p.Access, err = accessChanges(before, h.Objects); err != nil {
 		return nil, err
 	}
+	p.Traffic = shifts(before, h.Objects)
 	p.Order = apply.Sequence(before, h.Objects)
 	p.Rollouts = dataplane.Moves(beforeRollouts, h.Spec.Rollouts, h.Objects, opts.ZtunnelNodes)
 	p.Introduced = append(subtract(afterFindings, beforeFindings), rules.CheckChange(before, h.Objects, rules.Options{Origin: h.Origin})...)
 	p.Fixed = subtract(beforeFindings, afterFindings)
 	return p, nil
+}
+
+// shifts lists the route rules whose shares differ between before and
+// after. A rule is known by its match (and, for rules with the same match,
+// their order), so that a rule inserted above it does not make it look moved.
+func shifts(before, after []*unstructured.Unstructured) []Shift {
+	splits := func(objs []*unstructured.Unstructured) (map[string]map[string]traffic.Rule, []string) {
+		out := map[string]map[string]traffic.Rule{}
+		var order []string
+		for _, o := range objs {
+			rules := traffic.Split(o)
+			if rules == nil {
+				continue
+			}
+			name := meshspec.RefOf(o).String()
+			seen := map[string]int{}
+			byMatch := map[string]traffic.Rule{}
+			for _, r := range rules {
+				k := fmt.Sprintf("%s\x00%d", r.Match, seen[r.Match])
+				seen[r.Match]++
+				byMatch[k] = r
+				order = append(order, name+"\x01"+k)
+			}
+			out[name] = byMatch
+		}
+		return out, order
+	}
+	b, bOrder := splits(before)
+	a, aOrder := splits(after)
+	var out []Shift
+	seen := map[string]bool{}
+	for _, id := range append(aOrder, bOrder...) {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		route, k, _ := strings.Cut(id, "\x01")
+		from, inBase := b[route][k]
+		to, inHead := a[route][k]
+		s := Shift{Route: route, Before: "none", After: "none"}
+		if inBase {
+			s.Match, s.Before = from.Match, from.Shares()
+		}
+		if inHead {
+			s.Match, s.After = to.Match, to.Shares()
+		}
+		if s.Before != s.After {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // compare diffs two sorted object lists by identity.
@@ -195,8 +267,16 @@ func (p *Plan) Summary() string {
 	for _, c := range p.Changes {
 		n[c.Action]++
 	}
-	return fmt.Sprintf("%d access changes; %d added, %d changed, %d removed; %d findings introduced, %d fixed",
-		len(p.Access), n[Added], n[Changed], n[Removed], len(p.Introduced), len(p.Fixed))
+	findings := "findings"
+	if len(p.Introduced) == 1 {
+		findings = "finding"
+	}
+	access := "access changes"
+	if len(p.Access) == 1 {
+		access = "access change"
+	}
+	return fmt.Sprintf("%d %s; %d added, %d changed, %d removed; %d %s introduced, %d fixed",
+		len(p.Access), access, n[Added], n[Changed], n[Removed], len(p.Introduced), findings, len(p.Fixed))
 }
 
 // Text renders the plan for a terminal.
@@ -215,6 +295,9 @@ func (p *Plan) Text() string {
 	for _, c := range p.Changes {
 		fmt.Fprintf(&b, "%s %s\n%s", symbol(c.Action), c.Object, c.Diff)
 	}
+	for _, s := range p.Traffic {
+		fmt.Fprintf(&b, "traffic: %s (%s): %s -> %s\n", s.Route, s.Match, s.Before, s.After)
+	}
 	for _, l := range p.Order {
 		fmt.Fprintf(&b, "order: %s\n", l)
 	}
@@ -223,6 +306,9 @@ func (p *Plan) Text() string {
 	}
 	for _, l := range p.Live {
 		fmt.Fprintf(&b, "live: %s\n", l)
+	}
+	if p.LiveMissing != "" {
+		fmt.Fprintf(&b, "live: missing: %s\n", p.LiveMissing)
 	}
 	return b.String()
 }

@@ -288,3 +288,53 @@ func TestCompute_ShowsTheWaypointOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestCompute_WeightChangeShowsEachRuleSharesBeforeAndAfterWithItsMatch(t *testing.T) {
+	canary := func(v1, v2 int) string {
+		return svc(v1, v2) + "    - match: {headers: {x-canary: always}}\n      backends: {v2: 100}\n"
+	}
+	base := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(95, 5)})
+	head := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": strings.Replace(canary(90, 20), "    - backends: {v1: 90, v2: 20}\n", "", 1) + "    - backends: {v1: 90, v2: 20}\n"})
+	p, err := Compute("main@sha1:aaa", base, "canary@sha1:bbb", head, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Shift{
+		{Route: "HTTPRoute hello/hello", Match: "header x-canary=always", Before: "none", After: "hello-v2 100%"},
+		{Route: "HTTPRoute hello/hello", Match: "every request", Before: "hello-v1 95%, hello-v2 5%", After: "hello-v1 81.8%, hello-v2 18.2%"},
+	}
+	if len(p.Traffic) != len(want) {
+		t.Fatalf("traffic: %+v", p.Traffic)
+	}
+	for i := range want {
+		if p.Traffic[i] != want[i] {
+			t.Errorf("shift %d: %+v, want %+v", i, p.Traffic[i], want[i])
+		}
+	}
+	md := p.Markdown(MaxComment)
+	for _, line := range []string{
+		"| HTTPRoute hello/hello | header x-canary=always | none | hello-v2 100% |",
+		"| HTTPRoute hello/hello | every request | hello-v1 95%, hello-v2 5% | hello-v1 81.8%, hello-v2 18.2% |",
+		"| AMB060 | warning | HTTPRoute hello/hello | svc.yaml:1 |",
+	} {
+		if !strings.Contains(md, line) {
+			t.Errorf("markdown lacks %q:\n%s", line, md)
+		}
+	}
+	if !strings.Contains(p.Text(), "traffic: HTTPRoute hello/hello (every request): hello-v1 95%, hello-v2 5% -> hello-v1 81.8%, hello-v2 18.2%\n") {
+		t.Errorf("text:\n%s", p.Text())
+	}
+}
+
+func TestCompute_UnchangedSharesAreNotShifts(t *testing.T) {
+	base := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(95, 5)})
+	// The same shares written as other weights: the route changes, its traffic does not.
+	head := writeDir(t, map[string]string{"ns.yaml": ns, "svc.yaml": svc(19, 1)})
+	p, err := Compute("a", base, "b", head, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || len(p.Traffic) != 0 {
+		t.Fatalf("changes %d, traffic %+v", len(p.Changes), p.Traffic)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/renderer/traffic"
 )
 
 // checks holds the rules of each kind. Workloads are checked through their
@@ -29,7 +30,7 @@ var checks = map[schema.GroupKind]func(*checker, *unstructured.Unstructured){
 }
 
 // ruleIDs are the rules checks can report, for the catalogue's own test.
-var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB026", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041", "AMB050", "AMB051", "AMB052", "AMB053", "AMB054"}
+var ruleIDs = []string{"AMB001", "AMB002", "AMB010", "AMB011", "AMB012", "AMB013", "AMB014", "AMB020", "AMB021", "AMB022", "AMB023", "AMB024", "AMB025", "AMB026", "AMB030", "AMB031", "AMB032", "AMB033", "AMB034", "AMB035", "AMB036", "AMB040", "AMB041", "AMB050", "AMB051", "AMB052", "AMB053", "AMB054", "AMB060"}
 
 // changeRuleIDs are the rules CheckChange reports, comparing two inputs.
 var changeRuleIDs = []string{"AMB055"}
@@ -346,6 +347,7 @@ func (c *checker) peerAuthentication(o *unstructured.Unstructured) {
 }
 
 func (c *checker) httpRoute(o *unstructured.Unstructured) {
+	c.weights(o)
 	ns := namespaceOf(o)
 	for _, svc := range routeServices(o) {
 		if svc.namespace == ns {
@@ -395,6 +397,22 @@ func (c *checker) httpRoute(o *unstructured.Unstructured) {
 	}
 }
 
+// weights reports each rule of a route whose written weights do not sum
+// to 100 (AMB060), with the shares they really give.
+func (c *checker) weights(o *unstructured.Unstructured) {
+	for _, r := range traffic.Split(o) {
+		live := 0
+		for _, b := range r.Backends {
+			if b.Share > 0 {
+				live++
+			}
+		}
+		if r.Weighted && live > 1 && r.Sum() != 100 {
+			c.report("AMB060", o, r.Index, r.Match, r.Sum(), r.Shares())
+		}
+	}
+}
+
 func number(v any) (float64, bool) {
 	switch n := v.(type) {
 	case int64:
@@ -426,6 +444,7 @@ func (c *checker) virtualService(o *unstructured.Unstructured) {
 	if len(stringsOf(list(o.Object, "spec", "gateways"))) > 0 {
 		return // bound to ingress gateways, not to the mesh
 	}
+	c.weights(o)
 	ns := namespaceOf(o)
 	for _, h := range stringsOf(list(o.Object, "spec", "hosts")) {
 		if svc, ok := serviceOfHost(h, ns); ok {

@@ -167,6 +167,12 @@ var grid = []struct {
 	{"route rule with all weights zero", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(0, 0), "orders-v2", "orders-v1", 1)), []string{"AMB036 HTTPRoute shop/orders"}},
 	{"VirtualService rule with all weights zero", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders}, weight: 0}]\n")), []string{"AMB036 VirtualService shop/orders"}},
 	{"route rule with default weights", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(100), ", weight: 100", "", 1)), nil},
+	// AMB060
+	{"route weights that sum to 110", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(strings.Replace(route(90, 10, 10), "orders-v2", "orders-v1", 1), "orders-v3", "orders-v1", 1)), []string{"AMB060 HTTPRoute shop/orders"}},
+	{"route weights that sum to 100", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.Replace(route(90, 10), "orders-v2", "orders-v1", 1)), nil},
+	{"route with one weighted backend", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, route(50)), nil},
+	{"route backends without weights share equally", docs(ambientWpNS, waypointGW, ordersSvc, ordersV1, strings.ReplaceAll(strings.Replace(route(1, 1), "orders-v2", "orders-v1", 1), ", weight: 1", "")), nil},
+	{"VirtualService weights that sum to 50", docs(ambientWpNS, waypointGW, ordersSvc, vs("  - route: [{destination: {host: orders}, weight: 40}, {destination: {host: orders}, weight: 10}]\n")), []string{"AMB060 VirtualService shop/orders"}},
 	// AMB040, AMB041
 	{"EnvoyFilter in ambient", docs(ambientNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), []string{"AMB040 EnvoyFilter shop/ef"}},
 	{"EnvoyFilter elsewhere", docs(plainNS, "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: ef, namespace: shop}\nspec: {}\n"), nil},
