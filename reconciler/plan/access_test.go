@@ -5,9 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
-
 
 // shop is namespace shop with a waypoint and default deny, and orders with
 // two versions and the access list ACCESS; WAYPOINT names the waypoint.

@@ -91,6 +91,7 @@ type Options struct {
 
 // DefaultOptions plans without a cluster.
 func DefaultOptions() Options { return Options{Render: renderer.DefaultOptions()} }
+
 // IntroducesErrors reports whether the head has an error finding the base
 // has not.
 func (p *Plan) IntroducesErrors() bool { return rules.HasErrors(p.Introduced) }
