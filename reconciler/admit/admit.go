@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -88,6 +89,8 @@ func (p Policy) Check(objs []*unstructured.Unstructured, namespaced Namespaced, 
 		default:
 			ns, err := namespaced(gvk)
 			switch {
+			case err != nil && !meta.IsNoMatchError(err):
+				return fmt.Errorf("%s%s %s: the cluster could not say whether its kind is namespaced, nothing applied or pruned: %w", at(origin(o)), spell(gk), name(o), err)
 			case err != nil:
 				why = fmt.Sprintf("the cluster does not serve it, so whether it is cluster-scoped is unknown (%v); install its CRD first", err)
 			case !ns:

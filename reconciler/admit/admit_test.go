@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -26,7 +27,7 @@ func scopes(gvk schema.GroupVersionKind) (bool, error) {
 	case "Service", "Deployment", "ConfigMap", "Secret", "Role", "RoleBinding", "Gateway", "HTTPRoute", "AuthorizationPolicy", "PeerAuthentication", "ServiceAccount":
 		return true, nil
 	}
-	return false, errors.New("no matches for kind " + gvk.Kind)
+	return false, &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
 }
 
 func origin(o *unstructured.Unstructured) string {
@@ -134,5 +135,15 @@ func TestParseKind(t *testing.T) {
 	}
 	if err := (Policy{Allow: []string{"roles"}}).Validate(); err == nil {
 		t.Error("a misspelled allowlist must not validate")
+	}
+}
+
+func TestCheck_AnUnreachableClusterIsAnErrorNotARefusal(t *testing.T) {
+	down := func(schema.GroupVersionKind) (bool, error) {
+		return false, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	}
+	err := Policy{}.Check([]*unstructured.Unstructured{obj("networking.istio.io/v1", "VirtualService", "shop", "orders")}, down, origin)
+	if err == nil || strings.Contains(err.Error(), "refused because") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("want the connection error, not a refusal: %v", err)
 	}
 }
