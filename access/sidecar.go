@@ -29,6 +29,10 @@ import (
 //     kept without it (checkError in pilot/pkg/security/authz/model/model.go),
 //     as at ztunnel. The port's protocol is its appProtocol, else its name's
 //     prefix (ConvertProtocol in pkg/config/kube/conversion.go).
+//   - A pod with a sidecar carries the labels the injector adds, among them
+//     security.istio.io/tlsMode=istio
+//     (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml),
+//     so a selector may pick pods with sidecars only.
 //   - PeerAuthentication resolves as for ztunnel: mesh, namespace, workload,
 //     port level.
 //
@@ -81,10 +85,11 @@ func (m *Model) sidecarHop(svc *service, sp *servicePort, caller *Identity, req 
 
 // sidecarPolicies are the policies a workload's sidecar enforces.
 func (m *Model) sidecarPolicies(w *workload) []*policy {
+	labels := injectedLabels(w.labels)
 	var out []*policy
 	for _, p := range m.candidates(w.namespace) {
 		if !p.dryRun && p.action() != actionAudit && len(p.targetRefs()) == 0 &&
-			(p.spec.Selector == nil || selects(p.spec.Selector.MatchLabels, w.labels)) {
+			(p.spec.Selector == nil || selects(p.spec.Selector.MatchLabels, labels)) {
 			out = append(out, p)
 		}
 	}
@@ -122,4 +127,22 @@ func tcpPort(sp *servicePort) bool {
 		return false
 	}
 	return wellKnownTCPPorts[sp.port]
+}
+
+// LabelTLSMode is the label the injector puts on every pod it gives a
+// sidecar (manifests/charts/istio-control/istio-discovery/files/injection-template.yaml):
+// a selector with it picks only pods with sidecars.
+const LabelTLSMode = "security.istio.io/tlsMode"
+
+// injectedLabels are a pod template's labels as the injector leaves them.
+func injectedLabels(labels map[string]string) map[string]string {
+	if _, ok := labels[LabelTLSMode]; ok {
+		return labels
+	}
+	out := make(map[string]string, len(labels)+1)
+	for k, v := range labels {
+		out[k] = v
+	}
+	out[LabelTLSMode] = "istio"
+	return out
 }

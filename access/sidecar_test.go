@@ -163,3 +163,21 @@ func TestSidecar_MatrixEqualsCheck(t *testing.T) {
 		}
 	}
 }
+
+// The injector labels the pods it gives a sidecar
+// security.istio.io/tlsMode=istio: a policy selecting it applies to them
+// and not to ambient pods of the same template.
+func TestSidecar_TLSModeSelectorPicksOnlySidecarPods(t *testing.T) {
+	denyAll := `
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: sidecars-only, namespace: app}
+spec:
+  selector: {matchLabels: {app: api, security.istio.io/tlsMode: istio}}
+  action: DENY
+  rules: [{}]
+`
+	expect(t, check(t, buildSidecars(t, sidecarApp+denyAll), "client/web", "app/api", Request{Method: "GET"}), Deny, AtSidecar, "app/sidecars-only")
+	expect(t, check(t, buildSidecars(t, ambientApp+denyAll), "client/web", "app/api", Request{Method: "GET"}), Allow, AtNone)
+}

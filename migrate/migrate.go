@@ -118,8 +118,43 @@ func (r *Result) stageRendered() error {
 		}
 		r.docs = append(r.docs, &Document{Namespace: o.GetNamespace(), Object: plainCopy(o), from: from, until: stepAmbient,
 			Why: "what " + o.GetLabels()[ambient.LabelSpecKind] + " " + o.GetLabels()[ambient.LabelSpecName] + " renders, placed before it; it takes the object over in the ambient stage"})
+		if from == stepPolicies {
+			r.coverVersions(o, b.Spec.Services)
+		}
 	}
 	return nil
+}
+
+// coverVersions copies a waypoint policy the spec renders for a Service
+// onto its per-version Services. A waypoint attaches a policy by the
+// Service a request is addressed to (ShouldAttachPolicy in
+// pilot/pkg/model/policyattachment.go), and meshcd's renderer targets the
+// Service only, so a call addressed to <service>-<version> would pass the
+// waypoint unchecked and reach the pods, which admit the waypoint.
+func (r *Result) coverVersions(o *unstructured.Unstructured, services []*meshspec.MeshService) {
+	refs, _, _ := unstructured.NestedSlice(o.Object, "spec", "targetRefs")
+	var targets []any
+	for _, ref := range refs {
+		rm, _ := ref.(map[string]any)
+		if rm["kind"] != "Service" {
+			continue
+		}
+		for _, ms := range services {
+			if ms.Namespace == o.GetNamespace() && ms.Name == rm["name"] {
+				for _, v := range sortedKeys(ms.Spec.Versions) {
+					targets = append(targets, map[string]any{"group": "", "kind": "Service", "name": ms.Name + "-" + v})
+				}
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	c := plainCopy(o)
+	c.SetName(o.GetName() + "-versions")
+	c.Object["spec"].(map[string]any)["targetRefs"] = targets
+	r.docs = append(r.docs, &Document{Namespace: o.GetNamespace(), Object: c, from: stepPolicies, until: stepEnd,
+		Why: o.GetName() + " for the per-version Services: a waypoint applies a policy by the Service a call is addressed to, and the spec renders it for the Service only"})
 }
 
 // render writes docs to a scratch directory and renders it.

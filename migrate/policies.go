@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshcd/meshcd/access"
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
 )
@@ -41,7 +42,7 @@ func (t *translator) authorizationPolicy(o *unstructured.Unstructured) {
 		}
 		ms := t.meshService(svc, 0)
 		ms.Spec.Access = append(ms.Spec.Access, rules...)
-		t.old(o, stepPrune, "the sidecar-era policy; the MeshService's access rules replace it")
+		t.retire(o, "the sidecar-era policy; the MeshService's access rules replace it")
 	}
 }
 
@@ -278,12 +279,12 @@ func (t *translator) placePolicy(o *unstructured.Unstructured) {
 			l4 = []any{}
 		}
 		cut.Object["spec"].(map[string]any)["rules"] = l4
-		t.old(o, stepPrune, "the sidecar-era policy, with HTTP rules ztunnel cannot enforce; the prune stage cuts it to its L4 rules")
+		t.retire(o, "the sidecar-era policy, with HTTP rules ztunnel cannot enforce; the prune stage cuts it to its L4 rules")
 		t.add(&Document{Namespace: ns, Object: cut, from: stepPrune, until: stepEnd,
 			Why: "the L4 rules of the sidecar-era policy, for calls that do not pass the waypoint; its copy " + o.GetName() + "-waypoint enforces every rule at the waypoint"})
 		t.item(o, "its rules with HTTP attributes are enforced at the waypoint only (%s-waypoint); at ztunnel it keeps its L4 rules, so a call straight to a pod gets only those", o.GetName())
 	default:
-		t.old(o, stepPrune, "the sidecar-era "+action+" policy; its copy "+o.GetName()+"-waypoint replaces it")
+		t.retire(o, "the sidecar-era "+action+" policy; its copy "+o.GetName()+"-waypoint replaces it")
 		t.item(o, "%s enforced at the waypoint only (%s-waypoint): at ztunnel it would be %s; a call straight to a pod skips it. "+
 			"Set waypointOnly on MeshNamespace %s where that matters", action, o.GetName(), ztunnelEffect(action), ns)
 	}
@@ -312,7 +313,7 @@ func (t *translator) waypointCopy(o *unstructured.Unstructured, spec map[string]
 	c["targetRefs"] = targets
 	cp := newObject(o.GetAPIVersion(), o.GetKind(), o.GetNamespace(), o.GetName()+"-waypoint", c)
 	t.add(&Document{Namespace: o.GetNamespace(), Object: cp, from: stepPolicies, until: stepEnd,
-		Why: "the waypoint's copy of " + o.GetName() + ", which the spec's access rules cannot say"})
+		Why: "the waypoint's copy of " + o.GetName() + ", placed with targetRefs; the spec's access rules cannot say it"})
 }
 
 func newObject(apiVersion, kind, ns, name string, spec map[string]any) *unstructured.Unstructured {
@@ -365,6 +366,33 @@ func (t *translator) requestAuthentication(o *unstructured.Unstructured) {
 	}
 	t.needsWaypoint(ns, refOf(o))
 	t.waypointCopy(o, spec, targets)
-	t.old(o, stepPrune, "the sidecar-era RequestAuthentication; its copy "+o.GetName()+"-waypoint replaces it")
+	t.retire(o, "the sidecar-era RequestAuthentication; its copy "+o.GetName()+"-waypoint replaces it")
 	t.item(o, "moved to targetRefs (%s-waypoint): ztunnel validates no JWT, so the waypoint does; a call straight to a pod skips the check", o.GetName())
+}
+
+// retire keeps a sidecar-era policy until the prune stage. One that ztunnel
+// would misread once the pods restart into ambient (HTTP attributes, CUSTOM
+// or AUDIT, a RequestAuthentication) is narrowed in the injection stage to
+// the pods that still have sidecars, by the label the injector puts on
+// them, so that neither kind of pod is left without its policy while the
+// workloads restart.
+func (t *translator) retire(o *unstructured.Unstructured, why string) {
+	_, l7, _ := httpAttributes(o)
+	action := str(nested(o.Object, "spec", "action"))
+	if o.GetKind() == "AuthorizationPolicy" && !l7 && (action == "" || action == "ALLOW" || action == "DENY") {
+		t.old(o, stepPrune, why)
+		return
+	}
+	t.old(o, stepInjection, why)
+	c := clean(o)
+	selector, _, _ := unstructured.NestedStringMap(c.Object, "spec", "selector", "matchLabels")
+	if selector == nil {
+		selector = map[string]string{}
+	}
+	selector[access.LabelTLSMode] = "istio"
+	if err := unstructured.SetNestedStringMap(c.Object, selector, "spec", "selector", "matchLabels"); err != nil {
+		panic(err) // spec is a map: SetNestedStringMap cannot fail
+	}
+	t.add(&Document{Namespace: o.GetNamespace(), Object: c, from: stepInjection, until: stepPrune,
+		Why: why + "; while the workloads restart it applies only to pods that still have a sidecar (" + access.LabelTLSMode + "=istio), since ztunnel would misread it"})
 }
