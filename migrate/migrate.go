@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,7 +66,7 @@ func Migrate(dir string, opts Options) (*Result, error) {
 		a, b := t.items[i].Position, t.items[j].Position
 		return a.File < b.File || a.File == b.File && a.Line < b.Line
 	})
-	r := &Result{Source: dir, Namespaces: sortedKeys(t.namespaces), docs: t.docs, Items: t.items, src: src, opts: opts, waypoints: map[string]bool{}}
+	r := &Result{Source: dir, Namespaces: slices.Sorted(maps.Keys(t.namespaces)), docs: t.docs, Items: t.items, src: src, opts: opts, waypoints: map[string]bool{}}
 	for ns, n := range t.namespaces {
 		r.waypoints[ns] = n.Spec.Waypoint != nil
 	}
@@ -141,7 +142,7 @@ func (r *Result) coverVersions(o *unstructured.Unstructured, services []*meshspe
 		}
 		for _, ms := range services {
 			if ms.Namespace == o.GetNamespace() && ms.Name == rm["name"] {
-				for _, v := range sortedKeys(ms.Spec.Versions) {
+				for _, v := range slices.Sorted(maps.Keys(ms.Spec.Versions)) {
 					targets = append(targets, map[string]any{"group": "", "kind": "Service", "name": ms.Name + "-" + v})
 				}
 			}

@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,7 +120,7 @@ func (t *translator) sources(r map[string]any) ([]meshspec.Source, bool) {
 	for _, f := range from {
 		src, _ := nested(f.(map[string]any), "source").(map[string]any)
 		var s meshspec.Source
-		for _, k := range sortedKeys(src) {
+		for _, k := range slices.Sorted(maps.Keys(src)) {
 			values := stringList(src[k])
 			switch k {
 			case "principals":
@@ -160,7 +162,7 @@ func operations(r map[string]any) ([]meshspec.AccessRule, bool) {
 	for _, raw := range to {
 		op, _ := nested(raw.(map[string]any), "operation").(map[string]any)
 		var a meshspec.AccessRule
-		for _, k := range sortedKeys(op) {
+		for _, k := range slices.Sorted(maps.Keys(op)) {
 			values := stringList(op[k])
 			switch k {
 			case "ports":

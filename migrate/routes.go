@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -120,7 +122,7 @@ var (
 // routesOf reads the http rules of a VirtualService for svc.
 func (t *translator) routesOf(o *unstructured.Unstructured, spec map[string]any, svc *unstructured.Unstructured) *vsRoute {
 	r := &vsRoute{versions: map[string]map[string]string{}}
-	for _, f := range sortedKeys(spec) {
+	for _, f := range slices.Sorted(maps.Keys(spec)) {
 		if f != "hosts" && f != "http" && f != "gateways" {
 			r.cannot("spec.%s", f)
 		}
@@ -130,7 +132,7 @@ func (t *translator) routesOf(o *unstructured.Unstructured, spec map[string]any,
 	var resilience []*meshspec.Resilience
 	for i, raw := range rules {
 		rule, _ := raw.(map[string]any)
-		for _, f := range sortedKeys(rule) {
+		for _, f := range slices.Sorted(maps.Keys(rule)) {
 			if !vsRuleFields[f] {
 				r.cannot("http[%d].%s", i, f)
 			}
@@ -221,13 +223,13 @@ func (t *translator) match(r *vsRoute, i, j int, raw any) *meshspec.Match {
 		return nil
 	}
 	out := &meshspec.Match{}
-	for _, f := range sortedKeys(m) {
+	for _, f := range slices.Sorted(maps.Keys(m)) {
 		if !vsMatchFields[f] {
 			r.cannot("http[%d].match[%d].%s", i, j, f)
 		}
 	}
 	headers, _ := m["headers"].(map[string]any)
-	for _, h := range sortedKeys(headers) {
+	for _, h := range slices.Sorted(maps.Keys(headers)) {
 		hm, _ := headers[h].(map[string]any)
 		if v, ok := hm["exact"].(string); ok && len(hm) == 1 {
 			if out.Headers == nil {
@@ -287,7 +289,7 @@ func (t *translator) resilience(r *vsRoute, i int, rule map[string]any) *meshspe
 		if on := str(raw["retryOn"]); on != "" {
 			res.Retries.On = strings.Split(on, ",")
 		}
-		for _, f := range sortedKeys(raw) {
+		for _, f := range slices.Sorted(maps.Keys(raw)) {
 			if f != "attempts" && f != "perTryTimeout" && f != "retryOn" {
 				r.cannot("http[%d].retries.%s", i, f)
 			}
@@ -389,7 +391,7 @@ func (t *translator) destinationRule(o *unstructured.Unstructured) {
 	spec, _ := o.Object["spec"].(map[string]any)
 	policy, _ := spec["trafficPolicy"].(map[string]any)
 	var rest []string
-	for _, f := range sortedKeys(spec) {
+	for _, f := range slices.Sorted(maps.Keys(spec)) {
 		if f != "host" && f != "subsets" && f != "trafficPolicy" {
 			rest = append(rest, "spec."+f)
 		}
@@ -425,7 +427,7 @@ func (t *translator) destinationRule(o *unstructured.Unstructured) {
 // circuitBreaker reads a trafficPolicy: the circuit breaker, whether it
 // sets ISTIO_MUTUAL, and the fields the spec cannot carry.
 func circuitBreaker(p map[string]any) (cb *meshspec.CircuitBreaker, tls bool, rest []string) {
-	for _, f := range sortedKeys(p) {
+	for _, f := range slices.Sorted(maps.Keys(p)) {
 		switch f {
 		case "tls":
 			if mode := str(nested(p, "tls", "mode")); mode == "ISTIO_MUTUAL" && len(p["tls"].(map[string]any)) == 1 {
@@ -475,7 +477,7 @@ func leaves(v any, prefix string) []string {
 		return []string{prefix}
 	}
 	var out []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, leaves(m[k], prefix+"."+k)...)
 	}
 	return out

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,7 +83,7 @@ func TestMigrate_IstioSamples(t *testing.T) {
 			{"httpbin-nodeport", []string{"httpbin/httpbin-nodeport.yaml"}},
 		},
 	}
-	for _, group := range sortedKeys(groups) {
+	for _, group := range slices.Sorted(maps.Keys(groups)) {
 		t.Run(group, func(t *testing.T) {
 			var report bytes.Buffer
 			for _, c := range groups[group] {

@@ -2,7 +2,8 @@ package migrate
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,12 +150,12 @@ func (t *translator) translate() {
 	for _, o := range byKind[ambient.RequestAuthenticationGK.String()] {
 		t.requestAuthentication(o)
 	}
-	for _, kind := range sortedKeys(byKind) {
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
 		for _, o := range byKind[kind] {
 			t.other(o)
 		}
 	}
-	for _, ns := range sortedKeys(t.namespaces) {
+	for _, ns := range slices.Sorted(maps.Keys(t.namespaces)) {
 		if n := t.namespaces[ns]; len(t.waypoint[ns]) > 0 {
 			n.Spec.Waypoint = &meshspec.Waypoint{Name: meshspec.DefaultWaypointName, For: meshspec.WaypointForService}
 			n.Spec.UseWaypoint = meshspec.UseWaypointNamespace
@@ -268,7 +269,7 @@ func servicePort(svc *unstructured.Unstructured, want int32) (port, target int32
 // specDocuments adds the MeshNamespaces and MeshServices, from the
 // ambient stage on.
 func (t *translator) specDocuments() {
-	for _, ns := range sortedKeys(t.namespaces) {
+	for _, ns := range slices.Sorted(maps.Keys(t.namespaces)) {
 		t.add(&Document{Namespace: ns, Object: typed(t.namespaces[ns]), from: stepAmbient, until: stepEnd})
 		// The injection label is stated beside the ambient label, so that
 		// what reads the repository sees that the sidecars still win; it
@@ -287,19 +288,10 @@ func (t *translator) specDocuments() {
 		t.add(&Document{Namespace: ns, Object: injection(ns, "disabled", ingress), from: stepInjection, until: stepEnd,
 			Why: "turns sidecar injection off: restart the namespace's workloads after this stage so they come back without sidecars, in ambient" + why})
 	}
-	for _, key := range sortedKeys(t.services) {
+	for _, key := range slices.Sorted(maps.Keys(t.services)) {
 		ms := t.services[key]
 		t.add(&Document{Namespace: ms.Namespace, Object: typed(ms), from: stepAmbient, until: stepEnd})
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func str(v any) string {

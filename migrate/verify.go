@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -226,8 +228,8 @@ func requests(objs []*unstructured.Unstructured) []access.Request {
 		}
 	}
 	var out []access.Request
-	for _, m := range sortedKeys(methods) {
-		for _, p := range sortedKeys(paths) {
+	for _, m := range slices.Sorted(maps.Keys(methods)) {
+		for _, p := range slices.Sorted(maps.Keys(paths)) {
 			out = append(out, access.Request{Method: m, Path: p})
 		}
 	}

@@ -3,8 +3,10 @@ package migrate
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,7 +49,7 @@ func writeDir(dir string, docs []*Document) error {
 		path := filepath.Join(dir, d.Namespace, name)
 		files[path] = append(files[path], d)
 	}
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		ds := files[path]
 		sort.SliceStable(ds, func(i, j int) bool { return docKey(ds[i]).Less(docKey(ds[j])) })
 		var b bytes.Buffer
