@@ -118,7 +118,7 @@ func (t *translator) sources(r map[string]any) ([]meshspec.Source, bool) {
 	}
 	var out []meshspec.Source
 	for _, f := range from {
-		src, _ := nested(f.(map[string]any), "source").(map[string]any)
+		src, _ := nested(f, "source").(map[string]any)
 		var s meshspec.Source
 		for _, k := range slices.Sorted(maps.Keys(src)) {
 			values := stringList(src[k])
@@ -160,7 +160,7 @@ func operations(r map[string]any) ([]meshspec.AccessRule, bool) {
 	}
 	var out []meshspec.AccessRule
 	for _, raw := range to {
-		op, _ := nested(raw.(map[string]any), "operation").(map[string]any)
+		op, _ := nested(raw, "operation").(map[string]any)
 		var a meshspec.AccessRule
 		for _, k := range slices.Sorted(maps.Keys(op)) {
 			values := stringList(op[k])
@@ -388,13 +388,16 @@ func (t *translator) retire(o *unstructured.Unstructured, why string) {
 	t.old(o, stepInjection, why)
 	c := clean(o)
 	selector, _, _ := unstructured.NestedStringMap(c.Object, "spec", "selector", "matchLabels")
-	if selector == nil {
-		selector = map[string]string{}
+	labels := map[string]any{access.LabelTLSMode: "istio"}
+	for k, v := range selector {
+		labels[k] = v
 	}
-	selector[access.LabelTLSMode] = "istio"
-	if err := unstructured.SetNestedStringMap(c.Object, selector, "spec", "selector", "matchLabels"); err != nil {
-		panic(err) // spec is a map: SetNestedStringMap cannot fail
+	spec, _ := c.Object["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		c.Object["spec"] = spec
 	}
+	spec["selector"] = map[string]any{"matchLabels": labels}
 	t.add(&Document{Namespace: o.GetNamespace(), Object: c, from: stepInjection, until: stepPrune,
 		Why: why + "; while the workloads restart it applies only to pods that still have a sidecar (" + access.LabelTLSMode + "=istio), since ztunnel would misread it"})
 }

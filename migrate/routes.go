@@ -60,9 +60,9 @@ func (t *translator) virtualService(o *unstructured.Unstructured) {
 		t.keep(o, "routes at the ingress Gateway "+strings.Join(gateways, ", ")+"; an ingress gateway routes the same in ambient")
 		rules, _, _ := unstructured.NestedSlice(o.Object, "spec", "http")
 		for _, rule := range rules {
-			dests, _ := rule.(map[string]any)["route"].([]any)
+			dests, _ := nested(rule, "route").([]any)
 			for _, d := range dests {
-				if svc := t.src.serviceOf(str(nested(d.(map[string]any), "destination", "host")), o.GetNamespace()); svc != nil {
+				if svc := t.src.serviceOf(str(nested(d, "destination", "host")), o.GetNamespace()); svc != nil {
 					t.ingress[svc.GetNamespace()] = true
 				}
 			}
@@ -360,8 +360,7 @@ func percent(m map[string]any) float64 {
 	return 100
 }
 
-func nested(m map[string]any, path ...string) any {
-	var v any = m
+func nested(v any, path ...string) any {
 	for _, p := range path {
 		mm, _ := v.(map[string]any)
 		v = mm[p]

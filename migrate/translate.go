@@ -177,7 +177,7 @@ func (t *translator) translate() {
 // other handles the kinds the passes above do not translate.
 func (t *translator) other(o *unstructured.Unstructured) {
 	gk := o.GroupVersionKind().GroupKind()
-	_, targeted := o.Object["spec"].(map[string]any)["targetRefs"]
+	targeted := nested(o.Object, "spec", "targetRefs") != nil
 	switch gk {
 	case ambient.VirtualServiceGK, ambient.DestinationRuleGK, ambient.AuthorizationPolicyGK, ambient.PeerAuthenticationGK, ambient.RequestAuthenticationGK:
 		return // translated above

@@ -215,9 +215,9 @@ func requests(objs []*unstructured.Unstructured) []access.Request {
 		}
 		rs, _, _ := unstructured.NestedSlice(o.Object, "spec", "rules")
 		for _, raw := range rs {
-			to, _ := raw.(map[string]any)["to"].([]any)
+			to, _ := nested(raw, "to").([]any)
 			for _, t := range to {
-				op, _ := nested(t.(map[string]any), "operation").(map[string]any)
+				op, _ := nested(t, "operation").(map[string]any)
 				for _, m := range append(stringList(op["methods"]), stringList(op["notMethods"])...) {
 					methods[m] = true
 				}
