@@ -215,10 +215,12 @@ func (r *Result) stages() {
 
 // Write writes the move under dir: spec/, the repository after the last
 // stage; stages/NN-namespace-step/, the repository after each commit; and
-// MIGRATION.md, the report.
+// MIGRATION.md, the report. It refuses a dir that holds any of them.
 func (r *Result) Write(dir string) error {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("output directory %s is not empty: name a new or empty directory", dir)
+	for _, name := range []string{"spec", "stages", "MIGRATION.md"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return fmt.Errorf("output directory %s already holds %s: name a new or empty directory", dir, name)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

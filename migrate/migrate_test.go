@@ -98,8 +98,8 @@ func TestMigrate_ComparisonCatchesWidening(t *testing.T) {
 	}
 }
 
-// Write refuses a directory that holds anything: a migration never
-// overwrites a repository.
+// Write refuses a directory that holds a migration: it never overwrites
+// a repository.
 func TestWrite_RefusesNonEmptyDirectory(t *testing.T) {
 	r, err := Migrate("testdata/features", DefaultOptions())
 	if err != nil {
@@ -114,7 +114,7 @@ func TestWrite_RefusesNonEmptyDirectory(t *testing.T) {
 			t.Errorf("%s was not written", f)
 		}
 	}
-	if err := r.Write(dir); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if err := r.Write(dir); err == nil || !strings.Contains(err.Error(), "already holds spec") {
 		t.Errorf("a second write should be refused, got %v", err)
 	}
 }

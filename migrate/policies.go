@@ -270,7 +270,7 @@ func (t *translator) placePolicy(o *unstructured.Unstructured) {
 	case !l7 && (action == "ALLOW" || action == "DENY"):
 		t.keep(o, "enforced by ztunnel for calls that do not pass the waypoint; its copy "+o.GetName()+"-waypoint enforces it at the waypoint")
 	case action == "ALLOW":
-		cut := clean(o)
+		cut := Clean(o)
 		var l4 []any
 		for i, r := range spec["rules"].([]any) {
 			if len(rules[i]) == 0 {
@@ -307,7 +307,7 @@ func ztunnelEffect(action string) string {
 // waypointCopy adds the copy of o that the waypoint enforces.
 func (t *translator) waypointCopy(o *unstructured.Unstructured, spec map[string]any, targets []any) {
 	c := map[string]any{}
-	for k, v := range clean(o).Object["spec"].(map[string]any) {
+	for k, v := range Clean(o).Object["spec"].(map[string]any) {
 		if k != "selector" {
 			c[k] = v
 		}
@@ -386,7 +386,7 @@ func (t *translator) retire(o *unstructured.Unstructured, why string) {
 		return
 	}
 	t.old(o, stepInjection, why)
-	c := clean(o)
+	c := Clean(o)
 	selector, _, _ := unstructured.NestedStringMap(c.Object, "spec", "selector", "matchLabels")
 	labels := map[string]any{access.LabelTLSMode: "istio"}
 	for k, v := range selector {

@@ -84,12 +84,12 @@ func (t *translator) add(d *Document) { t.docs = append(t.docs, d) }
 
 // keep writes o as plain YAML for the whole move.
 func (t *translator) keep(o *unstructured.Unstructured, why string) {
-	t.add(&Document{Namespace: o.GetNamespace(), Object: clean(o), Why: why, from: stepWaypoint, until: stepEnd})
+	t.add(&Document{Namespace: o.GetNamespace(), Object: Clean(o), Why: why, from: stepWaypoint, until: stepEnd})
 }
 
 // old keeps a sidecar-era object until the stage that replaces it.
 func (t *translator) old(o *unstructured.Unstructured, until step, why string) {
-	t.add(&Document{Namespace: o.GetNamespace(), Object: clean(o), Why: why, from: stepWaypoint, until: until})
+	t.add(&Document{Namespace: o.GetNamespace(), Object: Clean(o), Why: why, from: stepWaypoint, until: until})
 }
 
 func (t *translator) needsWaypoint(ns, why string) {
@@ -103,8 +103,10 @@ func refOf(o *unstructured.Unstructured) string {
 	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }
 
-// clean copies o without what the server or kubectl wrote.
-func clean(o *unstructured.Unstructured) *unstructured.Unstructured {
+// Clean copies o without what the server or kubectl wrote: status,
+// managed fields, the object's identity and version, kubectl's
+// last-applied copy.
+func Clean(o *unstructured.Unstructured) *unstructured.Unstructured {
 	c := o.DeepCopy()
 	for _, f := range []string{"creationTimestamp", "resourceVersion", "uid", "generation", "managedFields", "selfLink"} {
 		unstructured.RemoveNestedField(c.Object, "metadata", f)

@@ -46,7 +46,7 @@ spec:
 	if code, _, stderr := meshcd("migrate", d); code != 2 || !strings.Contains(stderr, "-o DIR is required") {
 		t.Fatalf("without -o: exit %d, %s", code, stderr)
 	}
-	if code, _, stderr := meshcd("migrate", d, "-o", out); code != 2 || !strings.Contains(stderr, "not empty") {
+	if code, _, stderr := meshcd("migrate", d, "-o", out); code != 2 || !strings.Contains(stderr, "already holds") {
 		t.Fatalf("into a written directory: exit %d, %s", code, stderr)
 	}
 	code, stdout, _ = meshcd("migrate", "../../migrate/testdata/features", "-o", filepath.Join(t.TempDir(), "features"))
