@@ -9,13 +9,13 @@ import (
 	"sort"
 	"strings"
 
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshcd/meshcd/migrate"
+	"github.com/meshcd/meshcd/reconciler"
 )
 
 // Kinds are the kinds Read lists.
@@ -49,29 +49,21 @@ func Read(ctx context.Context, c client.Reader, dir string) error {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("directory %s is not empty: name a new or empty directory for what the cluster holds", dir)
 	}
+	objs, err := reconciler.ListKinds(ctx, c, Kinds)
+	if err != nil {
+		return err
+	}
 	files := map[string][]*unstructured.Unstructured{}
-	for _, gvk := range Kinds {
-		l := &unstructured.UnstructuredList{}
-		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := c.List(ctx, l); err != nil {
-			if apimeta.IsNoMatchError(err) {
-				continue
-			}
-			return fmt.Errorf("list %s from the cluster: %w", gvk.Kind, err)
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if skipped[ns] || o.GetKind() == "Namespace" && skipped[o.GetName()] {
+			continue
 		}
-		for i := range l.Items {
-			o := &l.Items[i]
-			ns := o.GetNamespace()
-			if skipped[ns] || gvk.Kind == "Namespace" && skipped[o.GetName()] {
-				continue
-			}
-			if ns == "" {
-				ns = "_cluster"
-			}
-			o.SetGroupVersionKind(gvk)
-			path := filepath.Join(ns, strings.ToLower(gvk.Kind)+".yaml")
-			files[path] = append(files[path], migrate.Clean(o))
+		if ns == "" {
+			ns = "_cluster"
 		}
+		path := filepath.Join(ns, strings.ToLower(o.GetKind())+".yaml")
+		files[path] = append(files[path], migrate.Clean(o))
 	}
 	paths := make([]string, 0, len(files))
 	for p := range files {
