@@ -39,10 +39,18 @@
 //     match it (pilot/pkg/serviceregistry/ambient/authorization.go,
 //     convertedSelectorPeerAuthentications).
 //
+// With Options.Sidecars a destination whose pods run with sidecars is
+// decided at its sidecar, with the semantics istiod builds for sidecars
+// (pilot/pkg/security/authz/builder, ShouldAttachPolicy): selector and
+// namespace-wide policies with their HTTP rules intact, targetRefs policies
+// ignored, no waypoint hop (sidecar.go says what is followed). Without it
+// such a destination is undecided.
+//
 // Where the model cannot decide it says so rather than guessing: a CUSTOM
 // policy at the waypoint (an external provider decides), a namespace whose
 // dataplane mode is not in the input, a waypoint the input does not hold,
-// source IPs, path templates, sidecar-injected destinations. A request
+// source IPs, path templates, sidecar-injected destinations without
+// Options.Sidecars. A request
 // attribute a rule examines but the question left open (method, path, a
 // header, the JWT) makes the verdict "depends" and names the attribute.
 //

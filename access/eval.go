@@ -30,7 +30,9 @@ type Hop string
 const (
 	AtZtunnel  Hop = "ztunnel"
 	AtWaypoint Hop = "waypoint"
-	AtNone     Hop = "none"
+	// AtSidecar is the destination's sidecar (Options.Sidecars).
+	AtSidecar Hop = "sidecar"
+	AtNone    Hop = "none"
 )
 
 // HopVerdict is the decision of one proxy on the path.
@@ -91,6 +93,14 @@ func (m *Model) check(from Identity, to Destination, req *Request, state meshSta
 	var caller *Identity
 	if state == stateMeshed {
 		caller = &from
+	}
+	if m.opts.Sidecars {
+		switch sidecar, why := m.sidecarService(svc); {
+		case why != "":
+			return undecided(why)
+		case sidecar:
+			return combine([]HopVerdict{m.sidecarHop(svc, svc.port(to.Port), caller, req)})
+		}
 	}
 	var hops []HopVerdict
 	gw, why := m.waypointOf(svc)
@@ -224,24 +234,34 @@ func (m *Model) ztunnelPolicies(w *workload) []*policy {
 // ztunnelHop decides at the destination's ztunnel, for every workload the
 // Service selects; workloads that disagree leave the hop undecided.
 func (m *Model) ztunnelHop(svc *service, sp *servicePort, caller *Identity, req *Request) HopVerdict {
-	callerName := ""
-	if caller != nil {
-		callerName = caller.String()
-	}
 	ws := m.serviceWorkloads(svc)
 	if len(ws) == 0 {
-		return m.podlessHop(svc, callerName)
+		return m.podlessHop(svc, callerName(caller))
 	}
+	return perWorkload(svc, ws, AtZtunnel, caller, func(w *workload) HopVerdict { return m.workloadHop(w, sp, caller, req) })
+}
+
+func callerName(caller *Identity) string {
+	if caller == nil {
+		return ""
+	}
+	return caller.String()
+}
+
+// perWorkload decides at hop at for every workload ws of a Service, with
+// decide; workloads that disagree leave the hop undecided.
+func perWorkload(svc *service, ws []*workload, at Hop, caller *Identity, decide func(*workload) HopVerdict) HopVerdict {
+	name := callerName(caller)
 	var verdicts []HopVerdict
 	for _, w := range ws {
-		hv := m.workloadHop(w, sp, caller, req)
-		hv.At, hv.Proxy, hv.Caller = AtZtunnel, w.ref(), callerName
+		hv := decide(w)
+		hv.At, hv.Proxy, hv.Caller = at, w.ref(), name
 		verdicts = append(verdicts, hv)
 	}
 	first := verdicts[0]
 	for _, hv := range verdicts[1:] {
 		if hv.Decision != first.Decision {
-			return HopVerdict{At: AtZtunnel, Proxy: "Service " + svc.namespace + "/" + svc.name, Caller: callerName, Decision: Undecided, Policies: []string{},
+			return HopVerdict{At: at, Proxy: "Service " + svc.namespace + "/" + svc.name, Caller: name, Decision: Undecided, Policies: []string{},
 				Reason: fmt.Sprintf("its workloads disagree: %s: %s (%s); %s: %s (%s)", first.Proxy, first.Decision, first.Reason, hv.Proxy, hv.Decision, hv.Reason)}
 		}
 		first.Policies = union(first.Policies, hv.Policies)
@@ -296,18 +316,29 @@ func (m *Model) workloadHop(w *workload, sp *servicePort, caller *Identity, req 
 	case dataplaneNone:
 		return HopVerdict{Decision: Allow, Policies: []string{}, Reason: w.ref() + " is not in the mesh: nothing enforces"}
 	}
+	port, refused := m.admitPeer(w, sp, caller)
+	if refused != nil {
+		return *refused
+	}
+	return decide(&call{caller: caller, td: m.opts.TrustDomain, port: port, req: req, ztunnel: true}, m.ztunnelPolicies(w))
+}
+
+// admitPeer resolves the workload port behind sp and applies the effective
+// mTLS mode there: a call without identity under STRICT is refused, and
+// conflicting PeerAuthentications leave it undecided.
+func (m *Model) admitPeer(w *workload, sp *servicePort, caller *Identity) (int32, *HopVerdict) {
 	port := targetPort(*sp, w)
 	if caller == nil {
 		mode := m.effectiveMTLS(w, port)
 		switch {
 		case mode.undecided != "":
-			return HopVerdict{Decision: Undecided, Policies: []string{}, Reason: mode.undecided}
+			return port, &HopVerdict{Decision: Undecided, Policies: []string{}, Reason: mode.undecided}
 		case mode.strict:
-			return HopVerdict{Decision: Deny, Policies: []string{mode.by}, applied: 1,
+			return port, &HopVerdict{Decision: Deny, Policies: []string{mode.by}, applied: 1,
 				Reason: "mTLS is STRICT (" + mode.by + "): a call without identity is refused"}
 		}
 	}
-	return decide(&call{caller: caller, td: m.opts.TrustDomain, port: port, req: req, ztunnel: true}, m.ztunnelPolicies(w))
+	return port, nil
 }
 
 // workloadDataplane is how a workload is enrolled: its namespace's labels,

@@ -81,7 +81,13 @@ type call struct {
 	req    *Request
 	// ztunnel applies istiod's L4 translation (authorization.go, handleRule).
 	ztunnel bool
+	// tcp is a sidecar's TCP filter chain: the HTTP-only parts of rules
+	// are handled as at ztunnel (builder.go and model.go, checkError).
+	tcp bool
 }
+
+// l4Only says the proxy sees no HTTP request.
+func (c *call) l4Only() bool { return c.ztunnel || c.tcp }
 
 func (c *call) principal() string {
 	return c.td + "/ns/" + c.caller.Namespace + "/sa/" + c.caller.ServiceAccount
@@ -167,7 +173,7 @@ func (c *call) ips(values, notValues []string, attr string) outcome {
 // (a DENY rule then matches more; an ALLOW rule with one is omitted before
 // this is called).
 func (c *call) l7(o func() outcome) outcome {
-	if c.ztunnel {
+	if c.l4Only() {
 		return matched
 	}
 	return o()
@@ -287,7 +293,7 @@ func (c *call) policy(p *policy) (outcome, []int) {
 	o := notMatched
 	var hits []int
 	for i, r := range p.spec.Rules {
-		if c.ztunnel && p.action() == actionAllow && len(p.l7[i]) > 0 {
+		if c.l4Only() && p.action() == actionAllow && len(p.l7[i]) > 0 {
 			continue
 		}
 		ro := c.rule(r, p.namespace)

@@ -72,9 +72,13 @@ func (m *Model) column(ix *identityIndex, d Destination, req *Request) column {
 }
 
 // callerFacing lists the policies that see the original caller of d: the
-// waypoint's when d uses one, else those ztunnel applies in its namespace.
+// sidecar's when d runs with sidecars (Options.Sidecars), the waypoint's
+// when d uses one, else those ztunnel applies in its namespace.
 func (m *Model) callerFacing(d Destination) []*policy {
 	svc := m.services[d.Namespace+"/"+d.Service]
+	if sidecar, _ := m.sidecarService(svc); m.opts.Sidecars && sidecar {
+		return m.candidates(d.Namespace)
+	}
 	if gw, why := m.waypointOf(svc); gw != nil && why == "" {
 		return m.waypointPolicies(svc, gw)
 	}

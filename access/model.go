@@ -19,6 +19,10 @@ type Options struct {
 	RootNamespace string
 	// TrustDomain spells the principals of identities.
 	TrustDomain string
+	// Sidecars evaluates a Service whose workloads run with a sidecar at
+	// the sidecar, with sidecar semantics (see sidecar.go). Without it such
+	// a Service is undecided.
+	Sidecars bool
 }
 
 // DefaultOptions returns the options of a default Istio install.

@@ -222,3 +222,15 @@ func exact(values []string) []string {
 }
 
 func concat(a, b []string) []string { return append(append([]string(nil), a...), b...) }
+
+// HTTPAttributes lists, per rule of the AuthorizationPolicy o, the
+// attributes ztunnel cannot enforce (handleRule in authorization.go): a
+// rule with any is omitted from an ALLOW policy at ztunnel and enforced
+// without them in a DENY policy.
+func HTTPAttributes(o *unstructured.Unstructured) ([][]string, error) {
+	p, err := readPolicy(o)
+	if err != nil {
+		return nil, err
+	}
+	return p.l7, nil
+}

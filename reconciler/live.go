@@ -26,9 +26,16 @@ var referenced = []schema.GroupVersionKind{
 // resolves references against: Namespaces, Services, Gateways, HTTPRoutes,
 // VirtualServices and DestinationRules. A kind the cluster does not serve
 // is skipped.
-func LiveContext(ctx context.Context, c client.Client) ([]*unstructured.Unstructured, error) {
+func LiveContext(ctx context.Context, c client.Reader) ([]*unstructured.Unstructured, error) {
+	return ListKinds(ctx, c, referenced)
+}
+
+// ListKinds lists every object of kinds from the cluster, in every
+// namespace, each with its kind set. A kind the cluster does not serve is
+// skipped.
+func ListKinds(ctx context.Context, c client.Reader, kinds []schema.GroupVersionKind) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, gvk := range referenced {
+	for _, gvk := range kinds {
 		l := &unstructured.UnstructuredList{}
 		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		if err := c.List(ctx, l); err != nil {

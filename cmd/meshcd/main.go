@@ -86,5 +86,6 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 	root.AddCommand(newRenderCommand(stdout), newValidateCommand(stdout), newApplyCommand(stdout), newDiffCommand(stdout), newDriftCommand(stdout), newStatusCommand(stdout), newAllowPruneCommand(stdout),
 		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout), newBundleCommand(stdout), newRolloutCommand(stdout), newVersionCommand(stdout))
 	root.AddCommand(newAccessCommand(stdout))
+	root.AddCommand(newMigrateCommand(stdout))
 	return root
 }
