@@ -22,6 +22,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
+	"github.com/meshcd/meshcd/reconciler/proof"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -64,6 +65,10 @@ type Options struct {
 	// the health snapshot); nil lists from the API server. The controller
 	// passes an informer cache (package lister).
 	Lists client.Reader
+	// IstiodXDS is host:port of istiod's plaintext xDS port: when set, the
+	// read-back proves the access model against the configuration istiod
+	// serves to ztunnel (package proof). Empty turns the proof off.
+	IstiodXDS string
 }
 
 // DefaultOptions returns the options meshcd uses unless told otherwise.
@@ -476,6 +481,8 @@ func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, re
 		res.Reason = ReasonUnhealthy
 		return fmt.Errorf("health read-back failed: %w", err)
 	}
+	reports = append(reports, r.proveAccess(ctx, bundle.Objects, proof.Settle{Timeout: r.opts.HealthTimeout, Interval: r.opts.Apply.PollInterval, Hold: r.opts.HealthHold})...)
+	res.Health = reports
 	res.Reason = ReasonSucceeded
 	if res.Applied.Count(apply.Waiting)+res.Pruned.Count(apply.Waiting) > 0 {
 		res.Reason = ReasonProgressing

@@ -26,6 +26,7 @@ type reconcileFlags struct {
 	istiod     string
 	allowKinds []string
 	namespaces []string
+	istiodXDS  string
 }
 
 func (f *reconcileFlags) register(cmd *cobra.Command) {
@@ -41,6 +42,7 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.istiod, "istiod-version", "", "istiod's version, such as 1.31.1, checked against a DataplaneRollout's bundle; empty skips the skew check")
 	cmd.Flags().StringSliceVar(&f.allowKinds, "allow-kind", nil, "kind the repository may write although refused by default (RBAC, Secrets, webhooks, CRDs, cluster-scoped kinds), spelled Kind.group such as Role.rbac.authorization.k8s.io or Secret (repeatable)")
 	cmd.Flags().StringSliceVar(&f.namespaces, "source-namespaces", nil, "the only namespaces the repository may write in (default: any)")
+	cmd.Flags().StringVar(&f.istiodXDS, "istiod-xds", "", "host:port of istiod's plaintext xDS port (15010, such as 127.0.0.1:15010 through kubectl port-forward): prove after apply and in status that istiod's ztunnel config decides every caller and Service as the access model does; empty turns the proof off")
 }
 
 func (f *reconcileFlags) reconciler() (*reconciler.Reconciler, *clients, error) {
@@ -67,6 +69,7 @@ func (f *reconcileFlags) options() reconciler.Options {
 	opts.HealthTimeout = f.timeout
 	opts.IstiodVersion = f.istiod
 	opts.Admit = admit.Policy{Allow: f.allowKinds, Namespaces: f.namespaces}
+	opts.IstiodXDS = f.istiodXDS
 	return opts
 }
 

@@ -1,0 +1,304 @@
+package proof
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"istio.io/istio/pkg/workloadapi"
+
+	"github.com/meshcd/meshcd/access"
+	"github.com/meshcd/meshcd/reconciler/health"
+)
+
+// View is one side's account of a caller → Service port pair at the
+// destination's ztunnel.
+type View struct {
+	// Waypoints are the waypoints traffic passes, NS/NAME; istiod lists a
+	// canary among them while it carries a share of the connections.
+	Waypoints []string `json:"waypoints,omitempty"`
+	// Callers are the identities the destination's ztunnel sees: the
+	// caller's, or the waypoints'; empty when the call has no identity.
+	Callers  []string        `json:"callers,omitempty"`
+	Decision access.Decision `json:"decision"`
+	Policies []string        `json:"policies,omitempty"`
+	Reason   string          `json:"reason"`
+}
+
+func (v View) String() string {
+	s := string(v.Decision)
+	if len(v.Policies) > 0 {
+		s += " by " + strings.Join(v.Policies, ", ")
+	}
+	var via []string
+	if len(v.Waypoints) > 0 {
+		via = append(via, "through "+strings.Join(v.Waypoints, ", "))
+	}
+	if len(v.Callers) > 0 {
+		via = append(via, "ztunnel sees "+strings.Join(v.Callers, ", "))
+	}
+	if len(via) > 0 {
+		s += " (" + strings.Join(via, "; ") + ")"
+	}
+	return s + ": " + v.Reason
+}
+
+// Pair is one caller and Service port with both views.
+type Pair struct {
+	From   access.Identity    `json:"from"`
+	To     access.Destination `json:"to"`
+	Model  View               `json:"model"`
+	Istiod View               `json:"istiod"`
+}
+
+// Result is a comparison of every pair.
+type Result struct {
+	// Agreed are the pairs both views decide alike.
+	Agreed []Pair `json:"agreed,omitempty"`
+	// Mismatches are the pairs they decide differently.
+	Mismatches []Pair `json:"mismatches,omitempty"`
+	// Skipped are the pairs one side cannot decide, with its reason.
+	Skipped []Pair `json:"skipped,omitempty"`
+}
+
+// Options tune a comparison.
+type Options struct {
+	// TrustDomain spells the callers' principals.
+	TrustDomain string
+}
+
+// Compare decides every identity the model names against every Service
+// port, as the model does and as ztunnel would with istiod's config.
+func Compare(m *access.Model, c *Config, opts Options) *Result {
+	mx := m.Matrix(access.Request{})
+	res := &Result{}
+	for j, d := range mx.Destinations {
+		dest := c.destination(d)
+		for _, id := range mx.Identities {
+			v := mx.Cell(id, j)
+			p := Pair{From: id, To: d, Model: modelView(v)}
+			p.Istiod = dest.view(c, id, p.Model, opts)
+			switch {
+			case !decided(p.Model.Decision) || !decided(p.Istiod.Decision):
+				res.Skipped = append(res.Skipped, p)
+			case p.Model.Decision != p.Istiod.Decision || !sameWaypoint(p.Model.Waypoints, p.Istiod.Waypoints):
+				res.Mismatches = append(res.Mismatches, p)
+			default:
+				res.Agreed = append(res.Agreed, p)
+			}
+		}
+	}
+	return res
+}
+
+func decided(d access.Decision) bool { return d == access.Allow || d == access.Deny }
+
+// sameWaypoint compares the model's waypoint with istiod's primary, the
+// first it lists: the model does not follow canary waypoints, whose share
+// of the traffic the ztunnel decision covers.
+func sameWaypoint(model, istiod []string) bool {
+	if len(model) == 0 || len(istiod) == 0 {
+		return len(model) == len(istiod)
+	}
+	return model[0] == istiod[0]
+}
+
+// modelView is the model's decision at the destination's ztunnel.
+func modelView(v access.Verdict) View {
+	out := View{Decision: v.Decision, Reason: v.Reason}
+	if v.Waypoint != "" {
+		out.Waypoints = []string{v.Waypoint}
+	}
+	for _, h := range v.Hops {
+		if h.At != access.AtZtunnel {
+			continue
+		}
+		out.Decision, out.Policies, out.Reason = h.Decision, h.Policies, h.Reason
+		if h.Caller != "" {
+			out.Callers = []string{h.Caller}
+		}
+	}
+	return out
+}
+
+// destination is what istiod's config says of one Service port, whoever
+// calls: its waypoints and the workloads behind it.
+type destination struct {
+	// missing says why istiod's config cannot decide for it.
+	missing   string
+	waypoints []string
+	// waypointIDs are the identities the waypoints call with.
+	waypointIDs []access.Identity
+	endpoints   []endpoint
+}
+
+type endpoint struct {
+	w    *workloadapi.Workload
+	port uint32
+}
+
+func (c *Config) destination(d access.Destination) *destination {
+	out := &destination{}
+	key, svc := c.service(d.Namespace, d.Service)
+	if svc == nil {
+		out.missing = "istiod sends no Service " + d.Namespace + "/" + d.Service + " to ztunnel"
+		return out
+	}
+	for _, w := range c.endpoints(key) {
+		if port, ok := targetPort(w, key, svc, uint32(d.Port)); ok {
+			out.endpoints = append(out.endpoints, endpoint{w, port})
+		}
+	}
+	if len(out.endpoints) == 0 {
+		out.missing = "istiod sends no workload behind Service " + d.String()
+		return out
+	}
+	gateways := []*workloadapi.GatewayAddress{svc.GetWaypoint()}
+	if ww := svc.GetWeightedWaypoints(); len(ww) > 0 {
+		gateways = gateways[:0]
+		for _, w := range ww {
+			if w.GetWeight() > 0 {
+				gateways = append(gateways, w.GetDestination())
+			}
+		}
+	}
+	seen := map[access.Identity]bool{}
+	for _, g := range gateways {
+		if g == nil {
+			continue
+		}
+		wkey, wsvc := c.gateway(g)
+		if wsvc == nil {
+			out.missing = fmt.Sprintf("Service %s uses a waypoint istiod does not resolve (%s)", d, g)
+			return out
+		}
+		out.waypoints = append(out.waypoints, wsvc.GetNamespace()+"/"+wsvc.GetName())
+		pods := c.endpoints(wkey)
+		if len(pods) == 0 {
+			out.missing = "waypoint " + wsvc.GetNamespace() + "/" + wsvc.GetName() + " has no workload in istiod's config"
+			return out
+		}
+		for _, p := range pods {
+			id := access.Identity{Namespace: p.GetNamespace(), ServiceAccount: p.GetServiceAccount()}
+			if id.ServiceAccount == "" {
+				id.ServiceAccount = "default" // elided when default (workload.proto)
+			}
+			if !seen[id] {
+				seen[id] = true
+				out.waypointIDs = append(out.waypointIDs, id)
+			}
+		}
+	}
+	return out
+}
+
+// view decides the pair from istiod's config. Behind a waypoint the
+// destination's ztunnel sees the waypoint's identity; otherwise the caller's,
+// which carries one when the model says the caller is in the mesh.
+func (d *destination) view(c *Config, from access.Identity, model View, opts Options) View {
+	out := View{Waypoints: d.waypoints}
+	if d.missing != "" {
+		out.Decision, out.Reason = access.Undecided, d.missing
+		return out
+	}
+	callers := d.waypointIDs
+	if len(d.waypoints) == 0 {
+		callers = []access.Identity{from}
+		if len(model.Waypoints) == 0 && len(model.Callers) == 0 {
+			callers = []access.Identity{{}} // no identity
+		}
+	}
+	decisions := map[access.Decision][]string{}
+	var policies []string
+	for _, caller := range callers {
+		conn := connection{trustDomain: opts.TrustDomain}
+		if caller != (access.Identity{}) {
+			conn.caller = &caller
+			out.Callers = append(out.Callers, caller.String())
+		}
+		for _, e := range d.endpoints {
+			conn.port = e.port
+			zv := c.decide(e.w, conn)
+			decisions[zv.decision] = append(decisions[zv.decision], fmt.Sprintf("for %s at %s/%s: %s", describeCaller(conn.caller), e.w.GetNamespace(), e.w.GetName(), zv.reason))
+			policies = union(policies, zv.policies)
+		}
+	}
+	out.Policies = policies
+	switch len(decisions) {
+	case 1:
+		for dec, reasons := range decisions {
+			out.Decision, out.Reason = dec, dedupeReason(reasons)
+		}
+	default:
+		var parts []string
+		for _, dec := range []access.Decision{access.Allow, access.Deny, access.Undecided} {
+			if r := decisions[dec]; len(r) > 0 {
+				parts = append(parts, string(dec)+" "+r[0])
+			}
+		}
+		if decisions[access.Undecided] != nil {
+			out.Decision = access.Undecided
+		} else {
+			out.Decision = "split"
+		}
+		out.Reason = "its workloads or callers disagree: " + strings.Join(parts, "; ")
+	}
+	return out
+}
+
+func describeCaller(id *access.Identity) string {
+	if id == nil {
+		return "no identity"
+	}
+	return id.String()
+}
+
+// dedupeReason keeps the first reason and counts the rest.
+func dedupeReason(reasons []string) string {
+	if len(reasons) == 1 {
+		return reasons[0]
+	}
+	return fmt.Sprintf("%s (and %d more alike)", reasons[0], len(reasons)-1)
+}
+
+func union(a, b []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range append(append([]string{}, a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReportObject names the summary report of a comparison.
+const ReportObject = "access proof (istiod's ztunnel config)"
+
+// Reports turns a comparison into health reports: one unhealthy report per
+// mismatch with both views, and a summary that is healthy when none.
+func (r *Result) Reports() []health.Report {
+	out := []health.Report{r.summary()}
+	for _, p := range r.Mismatches {
+		out = append(out, health.Report{
+			Object:  fmt.Sprintf("access %s → %s", p.From, p.To),
+			Message: fmt.Sprintf("the model says %s; istiod's ztunnel config says %s", p.Model, p.Istiod),
+		})
+	}
+	return out
+}
+
+func (r *Result) summary() health.Report {
+	msg := fmt.Sprintf("%d caller → Service pairs agree, %d differ, %d not compared", len(r.Agreed), len(r.Mismatches), len(r.Skipped))
+	if len(r.Skipped) > 0 {
+		p := r.Skipped[0]
+		side, v := "istiod", p.Istiod
+		if !decided(p.Model.Decision) {
+			side, v = "the model", p.Model
+		}
+		msg += fmt.Sprintf(" (first: %s → %s, %s: %s)", p.From, p.To, side, v.Reason)
+	}
+	return health.Report{Object: ReportObject, Healthy: len(r.Mismatches) == 0, Message: msg}
+}
