@@ -61,6 +61,11 @@ type Result struct {
 	Skipped []Pair `json:"skipped,omitempty"`
 }
 
+// Split is istiod's decision when ztunnel allows some of a pair's
+// connections and denies others: its workloads disagree, or a canary
+// waypoint is admitted where the primary is not.
+const Split access.Decision = "split"
+
 // Options tune a comparison.
 type Options struct {
 	// TrustDomain spells the callers' principals.
@@ -79,7 +84,7 @@ func Compare(m *access.Model, c *Config, opts Options) *Result {
 			p := Pair{From: id, To: d, Model: modelView(v)}
 			p.Istiod = dest.view(c, id, p.Model, opts)
 			switch {
-			case !decided(p.Model.Decision) || !decided(p.Istiod.Decision):
+			case !decided(p.Model.Decision) || (!decided(p.Istiod.Decision) && p.Istiod.Decision != Split):
 				res.Skipped = append(res.Skipped, p)
 			case p.Model.Decision != p.Istiod.Decision || !sameWaypoint(p.Model.Waypoints, p.Istiod.Waypoints):
 				res.Mismatches = append(res.Mismatches, p)
@@ -239,7 +244,7 @@ func (d *destination) view(c *Config, from access.Identity, model View, opts Opt
 		if decisions[access.Undecided] != nil {
 			out.Decision = access.Undecided
 		} else {
-			out.Decision = "split"
+			out.Decision = Split
 		}
 		out.Reason = "its workloads or callers disagree: " + strings.Join(parts, "; ")
 	}
