@@ -49,7 +49,9 @@ func pod(ns, name string, target uint32, policies ...string) *workloadapi.Worklo
 	}
 }
 
-func caller(ns, sa string) *access.Identity { return &access.Identity{Namespace: ns, ServiceAccount: sa} }
+func caller(ns, sa string) *access.Identity {
+	return &access.Identity{Namespace: ns, ServiceAccount: sa}
+}
 
 func decideFor(t *testing.T, c *Config, w *workloadapi.Workload, from *access.Identity, port uint32, want access.Decision, wantPolicies ...string) {
 	t.Helper()
