@@ -195,7 +195,7 @@ func TestProve_MixedSpecAgreesWithIstiodThenAPolicyOutsideTheSpecIsReported(t *t
 		wp := m.ns["SHOP"] + "/waypoint"
 		p := find(t, r, m.id("GUEST", "guest"), m.dest("SHOP", "orders", 8080))
 		expectBoth(t, p, access.Allow)
-		if strings.Join(p.Istiod.Waypoints, ",") != wp || strings.Join(p.Istiod.Callers, ",") != wp {
+		if p.Istiod.Waypoint != wp || p.Model.Waypoint != wp || strings.Join(p.Istiod.Callers, ",") != wp {
 			t.Errorf("want istiod to send orders through %s and ztunnel to see it, got %s", wp, p.Istiod)
 		}
 		want := []string{m.ns["SHOP"] + "/allow-waypoint", m.ns["SHOP"] + "/orders-allow-waypoint"}
@@ -255,4 +255,91 @@ spec:
 			t.Errorf("want the summary unhealthy, got %s", s.Message)
 		}
 	})
+}
+
+func TestProve_CanaryWaypointDuringARolloutAgreesWithIstiod(t *testing.T) {
+	m := newMesh(t, "canary.yaml", "FRONT", "SHOP")
+	ctx := context.Background()
+	if res, err := m.rec.Reconcile(ctx, m.dir); err != nil || res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("before the rollout: %v %s %v", err, res.Reason, res.Health)
+	}
+	rollout := `---
+apiVersion: meshcd.dev/v1alpha1
+kind: DataplaneRollout
+metadata: {name: proxies}
+spec:
+  bundle: "1.31.1"
+  waypoints:
+    stages:
+      - {name: shop, namespaces: [` + m.ns["SHOP"] + `], strategy: canary, steps: [50, 100], gates: {timeout: 90s}}
+`
+	f, err := os.OpenFile(filepath.Join(m.dir, "mesh.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(rollout); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+
+	// Step the rollout until the canary carries half of SHOP's connections.
+	var last []health.Report
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		res, err := m.rec.Reconcile(ctx, m.dir)
+		if err != nil {
+			t.Fatalf("reconcile: %v (health %v)", err, res.Health)
+		}
+		last = res.Health
+		if s := summary(t, last); !s.Healthy {
+			t.Fatalf("the proof failed during the rollout: %s; %v", s.Message, unhealthyAccess(last))
+		}
+		ns := &unstructured.Unstructured{}
+		ns.SetAPIVersion("v1")
+		ns.SetKind("Namespace")
+		if err := m.c.Get(ctx, client.ObjectKey{Name: m.ns["SHOP"]}, ns); err != nil {
+			t.Fatal(err)
+		}
+		if ns.GetLabels()["istio.io/use-waypoint-canary"] != "" && ns.GetAnnotations()["istio.io/use-waypoint-canary-weight"] == "50" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the canary never reached weight 50: labels %v annotations %v, health %v", ns.GetLabels(), ns.GetAnnotations(), res.Health)
+		}
+	}
+	// That reconcile's read-back came before its rollout step: read the
+	// status, which proves again without stepping.
+	st, err := m.rec.Status(ctx)
+	if err != nil {
+		t.Fatalf("status at weight 50: %v", err)
+	}
+	last = st.Health
+	if s := summary(t, last); !s.Healthy || len(unhealthyAccess(last)) > 0 {
+		t.Fatalf("want the proof healthy at weight 50, got %s; %v", s.Message, unhealthyAccess(last))
+	} else {
+		t.Logf("read-back at weight 50: %s", s.Message)
+	}
+
+	wp, canary := m.ns["SHOP"]+"/waypoint", m.ns["SHOP"]+"/waypoint-canary"
+	// istiod pushes the weights moments after the label.
+	var r *proof.Result
+	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r, _ = m.compare()
+		if p := find(t, r, m.id("FRONT", "web"), m.dest("SHOP", "cart", 8080)); len(p.Istiod.Weighted) > 0 || time.Now().After(wait) {
+			break
+		}
+	}
+	for _, svc := range []string{"orders", "cart"} {
+		p := find(t, r, m.id("FRONT", "web"), m.dest("SHOP", svc, 8080))
+		expectBoth(t, p, access.Allow)
+		if p.Istiod.Waypoint != wp || !slices.Equal(p.Istiod.Weighted, []string{wp + "=50", canary + "=50"}) || !slices.Equal(p.Istiod.Callers, []string{wp, canary}) {
+			t.Errorf("%s: want istiod to weigh %s and %s 50/50 and ztunnel to admit both, got %s", svc, wp, canary, p.Istiod)
+		}
+		if p.Model.Waypoint != wp {
+			t.Errorf("%s: want the model to name the primary %s, got %q", svc, wp, p.Model.Waypoint)
+		}
+	}
+	if len(r.Mismatches) > 0 {
+		t.Errorf("want no mismatch during the canary, got %v", r.Mismatches)
+	}
 }

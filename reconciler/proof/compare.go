@@ -14,9 +14,12 @@ import (
 // View is one side's account of a caller → Service port pair at the
 // destination's ztunnel.
 type View struct {
-	// Waypoints are the waypoints traffic passes, NS/NAME; istiod lists a
-	// canary among them while it carries a share of the connections.
-	Waypoints []string `json:"waypoints,omitempty"`
+	// Waypoint is the waypoint on the path, NS/NAME: the model's, or
+	// istiod's primary (the Service's waypoint field).
+	Waypoint string `json:"waypoint,omitempty"`
+	// Weighted are istiod's weighted waypoints with their weights, such as
+	// NS/waypoint-canary=25, while a canary runs.
+	Weighted []string `json:"weighted,omitempty"`
 	// Callers are the identities the destination's ztunnel sees: the
 	// caller's, or the waypoints'; empty when the call has no identity.
 	Callers  []string        `json:"callers,omitempty"`
@@ -31,8 +34,11 @@ func (v View) String() string {
 		s += " by " + strings.Join(v.Policies, ", ")
 	}
 	var via []string
-	if len(v.Waypoints) > 0 {
-		via = append(via, "through "+strings.Join(v.Waypoints, ", "))
+	switch {
+	case len(v.Weighted) > 0:
+		via = append(via, "through "+strings.Join(v.Weighted, ", "))
+	case v.Waypoint != "":
+		via = append(via, "through "+v.Waypoint)
 	}
 	if len(v.Callers) > 0 {
 		via = append(via, "ztunnel sees "+strings.Join(v.Callers, ", "))
@@ -86,7 +92,7 @@ func Compare(m *access.Model, c *Config, opts Options) *Result {
 			switch {
 			case !decided(p.Model.Decision) || (!decided(p.Istiod.Decision) && p.Istiod.Decision != Split):
 				res.Skipped = append(res.Skipped, p)
-			case p.Model.Decision != p.Istiod.Decision || !sameWaypoint(p.Model.Waypoints, p.Istiod.Waypoints):
+			case p.Model.Decision != p.Istiod.Decision || p.Model.Waypoint != p.Istiod.Waypoint:
 				res.Mismatches = append(res.Mismatches, p)
 			default:
 				res.Agreed = append(res.Agreed, p)
@@ -98,22 +104,9 @@ func Compare(m *access.Model, c *Config, opts Options) *Result {
 
 func decided(d access.Decision) bool { return d == access.Allow || d == access.Deny }
 
-// sameWaypoint compares the model's waypoint with istiod's primary, the
-// first it lists: the model does not follow canary waypoints, whose share
-// of the traffic the ztunnel decision covers.
-func sameWaypoint(model, istiod []string) bool {
-	if len(model) == 0 || len(istiod) == 0 {
-		return len(model) == len(istiod)
-	}
-	return model[0] == istiod[0]
-}
-
 // modelView is the model's decision at the destination's ztunnel.
 func modelView(v access.Verdict) View {
-	out := View{Decision: v.Decision, Reason: v.Reason}
-	if v.Waypoint != "" {
-		out.Waypoints = []string{v.Waypoint}
-	}
+	out := View{Decision: v.Decision, Reason: v.Reason, Waypoint: v.Waypoint}
 	for _, h := range v.Hops {
 		if h.At != access.AtZtunnel {
 			continue
@@ -130,9 +123,12 @@ func modelView(v access.Verdict) View {
 // calls: its waypoints and the workloads behind it.
 type destination struct {
 	// missing says why istiod's config cannot decide for it.
-	missing   string
-	waypoints []string
-	// waypointIDs are the identities the waypoints call with.
+	missing string
+	// waypoint is the primary, weighted the waypoints with their weights.
+	waypoint string
+	weighted []string
+	// waypointIDs are the identities of the waypoints that carry
+	// connections.
 	waypointIDs []access.Identity
 	endpoints   []endpoint
 }
@@ -158,26 +154,35 @@ func (c *Config) destination(d access.Destination) *destination {
 		out.missing = "istiod sends no workload behind Service " + d.String()
 		return out
 	}
-	gateways := []*workloadapi.GatewayAddress{svc.GetWaypoint()}
+	if svc.GetWaypoint() == nil {
+		return out
+	}
+	_, primary := c.gateway(svc.GetWaypoint())
+	if primary == nil {
+		out.missing = fmt.Sprintf("Service %s uses a waypoint istiod does not resolve (%s)", d, svc.GetWaypoint())
+		return out
+	}
+	out.waypoint = primary.GetNamespace() + "/" + primary.GetName()
+	// With weighted waypoints, each that has a weight carries connections
+	// (workload.proto, WeightedWaypoint); without, the primary carries all.
+	carriers := []*workloadapi.GatewayAddress{svc.GetWaypoint()}
 	if ww := svc.GetWeightedWaypoints(); len(ww) > 0 {
-		gateways = gateways[:0]
+		carriers = carriers[:0]
 		for _, w := range ww {
+			_, ws := c.gateway(w.GetDestination())
+			if ws == nil {
+				out.missing = fmt.Sprintf("Service %s has a weighted waypoint istiod does not resolve (%s)", d, w.GetDestination())
+				return out
+			}
+			out.weighted = append(out.weighted, fmt.Sprintf("%s/%s=%d", ws.GetNamespace(), ws.GetName(), w.GetWeight()))
 			if w.GetWeight() > 0 {
-				gateways = append(gateways, w.GetDestination())
+				carriers = append(carriers, w.GetDestination())
 			}
 		}
 	}
 	seen := map[access.Identity]bool{}
-	for _, g := range gateways {
-		if g == nil {
-			continue
-		}
+	for _, g := range carriers {
 		wkey, wsvc := c.gateway(g)
-		if wsvc == nil {
-			out.missing = fmt.Sprintf("Service %s uses a waypoint istiod does not resolve (%s)", d, g)
-			return out
-		}
-		out.waypoints = append(out.waypoints, wsvc.GetNamespace()+"/"+wsvc.GetName())
 		pods := c.endpoints(wkey)
 		if len(pods) == 0 {
 			out.missing = "waypoint " + wsvc.GetNamespace() + "/" + wsvc.GetName() + " has no workload in istiod's config"
@@ -201,15 +206,15 @@ func (c *Config) destination(d access.Destination) *destination {
 // destination's ztunnel sees the waypoint's identity; otherwise the caller's,
 // which carries one when the model says the caller is in the mesh.
 func (d *destination) view(c *Config, from access.Identity, model View, opts Options) View {
-	out := View{Waypoints: d.waypoints}
+	out := View{Waypoint: d.waypoint, Weighted: d.weighted}
 	if d.missing != "" {
 		out.Decision, out.Reason = access.Undecided, d.missing
 		return out
 	}
 	callers := d.waypointIDs
-	if len(d.waypoints) == 0 {
+	if d.waypoint == "" {
 		callers = []access.Identity{from}
-		if len(model.Waypoints) == 0 && len(model.Callers) == 0 {
+		if model.Waypoint == "" && len(model.Callers) == 0 {
 			callers = []access.Identity{{}} // no identity
 		}
 	}

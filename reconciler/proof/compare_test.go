@@ -139,7 +139,7 @@ func TestCompare_AgreesBehindAWaypoint(t *testing.T) {
 		t.Fatalf("want every pair to agree, got %d agreed, mismatches %v, skipped %v", len(r.Agreed), r.Mismatches, r.Skipped)
 	}
 	p := pairOf(t, r, "front/web")
-	if p.Istiod.Decision != access.Allow || !slices.Equal(p.Istiod.Callers, []string{"shop/waypoint"}) || !slices.Equal(p.Istiod.Waypoints, []string{"shop/waypoint"}) {
+	if p.Istiod.Decision != access.Allow || !slices.Equal(p.Istiod.Callers, []string{"shop/waypoint"}) || p.Istiod.Waypoint != "shop/waypoint" {
 		t.Errorf("want istiod to route through shop/waypoint and ztunnel to admit it, got %s", p.Istiod)
 	}
 	if rep := r.Reports(); len(rep) != 1 || !rep[0].Healthy {
@@ -171,7 +171,7 @@ func TestCompare_ReportsAServiceIstiodDoesNotSendThroughTheWaypoint(t *testing.T
 	if !slices.ContainsFunc(r.Mismatches, func(m Pair) bool { return m.From == p.From && m.To == p.To }) {
 		t.Fatalf("want front/web → orders to differ, got %v", p)
 	}
-	if p.Model.Decision != access.Allow || p.Istiod.Decision != access.Deny || len(p.Istiod.Waypoints) != 0 || !slices.Equal(p.Istiod.Callers, []string{"front/web"}) {
+	if p.Model.Decision != access.Allow || p.Istiod.Decision != access.Deny || p.Istiod.Waypoint != "" || !slices.Equal(p.Istiod.Callers, []string{"front/web"}) {
 		t.Errorf("want the model to allow through the waypoint and istiod's config to deny front/web directly, got model %s; istiod %s", p.Model, p.Istiod)
 	}
 }
@@ -189,14 +189,24 @@ func TestCompare_CanaryWaypointMustBeAdmittedLikeThePrimary(t *testing.T) {
 	admit := policy("shop", "allow-canary", security.Scope_NAMESPACE, security.Action_ALLOW, group([]*security.Match{{Principals: exact("cluster.local/ns/shop/sa/waypoint-canary")}}))
 	r = Compare(shopModel(t), shopConfig(orders, admit), td)
 	p = pairOf(t, r, "front/web")
-	if len(r.Mismatches) > 0 || p.Istiod.Decision != access.Allow || !slices.Equal(p.Istiod.Waypoints, []string{"shop/waypoint", "shop/waypoint-canary"}) {
+	if len(r.Mismatches) > 0 || p.Istiod.Decision != access.Allow || p.Istiod.Waypoint != "shop/waypoint" ||
+		!slices.Equal(p.Istiod.Weighted, []string{"shop/waypoint=75", "shop/waypoint-canary=25"}) ||
+		!slices.Equal(p.Istiod.Callers, []string{"shop/waypoint", "shop/waypoint-canary"}) {
 		t.Fatalf("want the admitted canary to agree with the model, got %s (mismatches %v)", p.Istiod, r.Mismatches)
 	}
 
+	// At 100 the canary carries every connection, the primary stays the
+	// Service's waypoint.
+	orders.GetService().WeightedWaypoints[0].Weight, orders.GetService().WeightedWaypoints[1].Weight = 0, 100
+	r = Compare(shopModel(t), shopConfig(orders, admit), td)
+	if p = pairOf(t, r, "front/web"); len(r.Mismatches) > 0 || p.Istiod.Waypoint != "shop/waypoint" || !slices.Equal(p.Istiod.Callers, []string{"shop/waypoint-canary"}) {
+		t.Fatalf("want the canary alone behind the primary at 100, got %s (mismatches %v)", p.Istiod, r.Mismatches)
+	}
+
 	// A canary at weight 0 carries no connection.
-	orders.GetService().WeightedWaypoints[1].Weight = 0
+	orders.GetService().WeightedWaypoints[0].Weight, orders.GetService().WeightedWaypoints[1].Weight = 100, 0
 	r = Compare(shopModel(t), shopConfig(orders), td)
-	if p = pairOf(t, r, "front/web"); len(r.Mismatches) > 0 || !slices.Equal(p.Istiod.Waypoints, []string{"shop/waypoint"}) {
+	if p = pairOf(t, r, "front/web"); len(r.Mismatches) > 0 || !slices.Equal(p.Istiod.Callers, []string{"shop/waypoint"}) {
 		t.Fatalf("want a weight-0 canary ignored, got %s", p.Istiod)
 	}
 }
