@@ -59,8 +59,10 @@ type Pair struct {
 
 // Result is a comparison of every pair.
 type Result struct {
-	// Agreed are the pairs both views decide alike.
-	Agreed []Pair `json:"agreed,omitempty"`
+	// Agreed counts the pairs both views decide alike, and AgreedPairs
+	// lists them when Options.KeepAgreed is set.
+	Agreed      int    `json:"agreed"`
+	AgreedPairs []Pair `json:"agreedPairs,omitempty"`
 	// Mismatches are the pairs they decide differently.
 	Mismatches []Pair `json:"mismatches,omitempty"`
 	// Skipped are the pairs one side cannot decide, with its reason.
@@ -76,6 +78,9 @@ const Split access.Decision = "split"
 type Options struct {
 	// TrustDomain spells the callers' principals.
 	TrustDomain string
+	// KeepAgreed keeps the pairs that agree in Result.AgreedPairs; a large
+	// mesh has millions.
+	KeepAgreed bool
 }
 
 // Compare decides every identity the model names against every Service
@@ -95,7 +100,10 @@ func Compare(m *access.Model, c *Config, opts Options) *Result {
 			case p.Model.Decision != p.Istiod.Decision || p.Model.Waypoint != p.Istiod.Waypoint:
 				res.Mismatches = append(res.Mismatches, p)
 			default:
-				res.Agreed = append(res.Agreed, p)
+				res.Agreed++
+				if opts.KeepAgreed {
+					res.AgreedPairs = append(res.AgreedPairs, p)
+				}
 			}
 		}
 	}
@@ -218,7 +226,8 @@ func (d *destination) view(c *Config, from access.Identity, model View, opts Opt
 			callers = []access.Identity{{}} // no identity
 		}
 	}
-	decisions := map[access.Decision][]string{}
+	// The first reason of each decision, and how many more.
+	first, more := map[access.Decision]string{}, map[access.Decision]int{}
 	var policies []string
 	for _, caller := range callers {
 		conn := connection{trustDomain: opts.TrustDomain}
@@ -229,24 +238,33 @@ func (d *destination) view(c *Config, from access.Identity, model View, opts Opt
 		for _, e := range d.endpoints {
 			conn.port = e.port
 			zv := c.decide(e.w, conn)
-			decisions[zv.decision] = append(decisions[zv.decision], fmt.Sprintf("for %s at %s/%s: %s", describeCaller(conn.caller), e.w.GetNamespace(), e.w.GetName(), zv.reason))
-			policies = union(policies, zv.policies)
+			if _, ok := first[zv.decision]; ok {
+				more[zv.decision]++
+			} else {
+				first[zv.decision] = "for " + describeCaller(conn.caller) + " at " + e.w.GetNamespace() + "/" + e.w.GetName() + ": " + zv.reason
+			}
+			if len(zv.policies) > 0 {
+				policies = union(policies, zv.policies)
+			}
 		}
 	}
 	out.Policies = policies
-	switch len(decisions) {
+	switch len(first) {
 	case 1:
-		for dec, reasons := range decisions {
-			out.Decision, out.Reason = dec, dedupeReason(reasons)
+		for dec, reason := range first {
+			out.Decision, out.Reason = dec, reason
+			if n := more[dec]; n > 0 {
+				out.Reason += fmt.Sprintf(" (and %d more alike)", n)
+			}
 		}
 	default:
 		var parts []string
 		for _, dec := range []access.Decision{access.Allow, access.Deny, access.Undecided} {
-			if r := decisions[dec]; len(r) > 0 {
-				parts = append(parts, string(dec)+" "+r[0])
+			if r, ok := first[dec]; ok {
+				parts = append(parts, string(dec)+" "+r)
 			}
 		}
-		if decisions[access.Undecided] != nil {
+		if _, ok := first[access.Undecided]; ok {
 			out.Decision = access.Undecided
 		} else {
 			out.Decision = Split
@@ -261,14 +279,6 @@ func describeCaller(id *access.Identity) string {
 		return "no identity"
 	}
 	return id.String()
-}
-
-// dedupeReason keeps the first reason and counts the rest.
-func dedupeReason(reasons []string) string {
-	if len(reasons) == 1 {
-		return reasons[0]
-	}
-	return fmt.Sprintf("%s (and %d more alike)", reasons[0], len(reasons)-1)
 }
 
 func union(a, b []string) []string {
@@ -301,7 +311,7 @@ func (r *Result) Reports() []health.Report {
 }
 
 func (r *Result) summary() health.Report {
-	msg := fmt.Sprintf("%d caller → Service pairs agree, %d differ, %d not compared", len(r.Agreed), len(r.Mismatches), len(r.Skipped))
+	msg := fmt.Sprintf("%d caller → Service pairs agree, %d differ, %d not compared", r.Agreed, len(r.Mismatches), len(r.Skipped))
 	if len(r.Skipped) > 0 {
 		p := r.Skipped[0]
 		side, v := "istiod", p.Istiod

@@ -16,11 +16,19 @@ type Config struct {
 	// Services by namespace/hostname, the xDS resource name.
 	Services  map[string]*workloadapi.Service
 	Workloads []*workloadapi.Workload
+
+	// applies caches, by workload uid, the policies that apply to it.
+	applies map[string]applied
+	// byName holds the Service keys by namespace/name.
+	byName map[string]string
+	// endpointsOf caches, by Service key, the workloads behind it.
+	endpointsOf map[string][]*workloadapi.Workload
 }
 
 // NewConfig indexes resources as istiod sent them.
 func NewConfig(policies []*security.Authorization, addresses []*workloadapi.Address) *Config {
-	c := &Config{Policies: map[string]*security.Authorization{}, Services: map[string]*workloadapi.Service{}}
+	c := &Config{Policies: map[string]*security.Authorization{}, Services: map[string]*workloadapi.Service{},
+		applies: map[string]applied{}, byName: map[string]string{}}
 	for _, p := range policies {
 		c.Policies[p.GetNamespace()+"/"+p.GetName()] = p
 	}
@@ -29,34 +37,29 @@ func NewConfig(policies []*security.Authorization, addresses []*workloadapi.Addr
 		case a.GetService() != nil:
 			s := a.GetService()
 			c.Services[s.GetNamespace()+"/"+s.GetHostname()] = s
+			c.byName[s.GetNamespace()+"/"+s.GetName()] = s.GetNamespace() + "/" + s.GetHostname()
 		case a.GetWorkload() != nil:
 			c.Workloads = append(c.Workloads, a.GetWorkload())
 		}
 	}
 	sort.Slice(c.Workloads, func(i, j int) bool { return c.Workloads[i].GetUid() < c.Workloads[j].GetUid() })
+	c.endpointsOf = map[string][]*workloadapi.Workload{}
+	for _, w := range c.Workloads {
+		for key := range w.GetServices() {
+			c.endpointsOf[key] = append(c.endpointsOf[key], w)
+		}
+	}
 	return c
 }
 
 // service finds a Kubernetes Service by namespace and name.
 func (c *Config) service(namespace, name string) (string, *workloadapi.Service) {
-	for key, s := range c.Services {
-		if s.GetNamespace() == namespace && s.GetName() == name {
-			return key, s
-		}
-	}
-	return "", nil
+	key := c.byName[namespace+"/"+name]
+	return key, c.Services[key]
 }
 
 // endpoints lists the workloads that serve the Service keyed key.
-func (c *Config) endpoints(key string) []*workloadapi.Workload {
-	var out []*workloadapi.Workload
-	for _, w := range c.Workloads {
-		if _, ok := w.GetServices()[key]; ok {
-			out = append(out, w)
-		}
-	}
-	return out
-}
+func (c *Config) endpoints(key string) []*workloadapi.Workload { return c.endpointsOf[key] }
 
 // gateway resolves a waypoint address to its Service, by hostname or by one
 // of the Service's addresses.

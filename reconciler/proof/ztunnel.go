@@ -72,8 +72,24 @@ func (c *Config) decide(w *workloadapi.Workload, conn connection) ztunnelVerdict
 }
 
 // applying lists the enforced policies that apply to w, sorted by name, and
-// the names w lists that istiod did not send.
-func (c *Config) applying(w *workloadapi.Workload) (pols []*security.Authorization, missing []string) {
+// the names w lists that istiod did not send; it is computed once per
+// workload of the Config.
+func (c *Config) applying(w *workloadapi.Workload) ([]*security.Authorization, []string) {
+	if a, ok := c.applies[w.GetUid()]; ok {
+		return a.policies, a.missing
+	}
+	pols, missing := c.selectPolicies(w)
+	c.applies[w.GetUid()] = applied{pols, missing}
+	return pols, missing
+}
+
+// applied is what applying found for one workload.
+type applied struct {
+	policies []*security.Authorization
+	missing  []string
+}
+
+func (c *Config) selectPolicies(w *workloadapi.Workload) (pols []*security.Authorization, missing []string) {
 	named := map[string]bool{}
 	for _, ref := range w.GetAuthorizationPolicies() {
 		named[ref] = true
