@@ -204,6 +204,45 @@ func TestProve_MixedSpecAgreesWithIstiodThenAPolicyOutsideTheSpecIsReported(t *t
 		}
 	})
 
+	t.Run("a pod ztunnel does not capture is reported", func(t *testing.T) {
+		// A pod of audit outside the spec, without istio-cni's redirection:
+		// istiod sends it with no tunnel, so audit-allow does not guard it.
+		pod := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(`apiVersion: v1
+kind: Pod
+metadata: {name: audit-debug, namespace: `+m.ns["FRONT"]+`, labels: {app: audit}}
+spec:
+  serviceAccountName: audit
+  containers: [{name: app, image: registry.example.com/audit:1, ports: [{containerPort: 8080}]}]
+`), &pod.Object); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.c.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		// audit as istiod sends it, once it differs from want or after 30 s.
+		audit := func(want access.Decision) proof.Pair {
+			var p proof.Pair
+			for wait := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				r, _ := m.compare()
+				if p = find(t, r, m.id("FRONT", "web"), m.dest("FRONT", "audit", 8080)); p.Istiod.Decision != want || time.Now().After(wait) {
+					return p
+				}
+			}
+		}
+		p := audit(access.Deny)
+		if p.Model.Decision != access.Deny || p.Istiod.Decision != proof.Split || !strings.Contains(p.Istiod.Reason, "audit-debug: istiod does not send it through ztunnel") {
+			t.Fatalf("want the model's deny against istiod's split with the uncaptured pod named, got model %s; istiod %s", p.Model, p.Istiod)
+		}
+		t.Logf("istiod: %s", p.Istiod)
+		if err := m.c.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
+			t.Fatal(err)
+		}
+		if p := audit(proof.Split); p.Istiod.Decision != access.Deny {
+			t.Fatalf("want the pod gone from istiod's config, got %s", p.Istiod)
+		}
+	})
+
 	t.Run("a policy written outside the spec is reported with both views", func(t *testing.T) {
 		extra := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(`apiVersion: security.istio.io/v1
