@@ -69,21 +69,34 @@ func (m *mesh) dest(placeholder, svc string, port int32) access.Destination {
 }
 
 // compare reads istiod's config now and compares it with the spec's model.
-func (m *mesh) compare() (*proof.Result, *proof.Config) {
-	m.t.Helper()
+func (m *mesh) compare(t *testing.T) (*proof.Result, *proof.Config) {
+	t.Helper()
 	b, err := renderer.Render(m.dir, renderer.DefaultOptions())
 	if err != nil {
-		m.t.Fatal(err)
+		t.Fatal(err)
 	}
 	model, err := access.Build(b.Objects, access.DefaultOptions())
 	if err != nil {
-		m.t.Fatal(err)
+		t.Fatal(err)
 	}
-	cfg, err := proof.Fetch(context.Background(), proof.Source{Address: clustertest.Cluster(m.t).IstiodXDSAddress(), ClusterID: "Kubernetes", Timeout: 10 * time.Second})
+	cfg, err := proof.Fetch(context.Background(), proof.Source{Address: clustertest.Cluster(t).IstiodXDSAddress(), ClusterID: "Kubernetes", Timeout: 10 * time.Second})
 	if err != nil {
-		m.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return proof.Compare(model, cfg, proof.Options{TrustDomain: "cluster.local", KeepAgreed: true}), cfg
+}
+
+// create makes the object of a YAML document.
+func (m *mesh) create(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	o := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &o.Object); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.c.Create(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // find returns the pair from → to of any of r's lists.
@@ -152,7 +165,7 @@ func TestProve_MixedSpecAgreesWithIstiodThenAPolicyOutsideTheSpecIsReported(t *t
 		}
 	}
 
-	r, cfg := m.compare()
+	r, cfg := m.compare(t)
 	if len(r.Mismatches) > 0 || r.Agreed < 150 {
 		t.Fatalf("want ≥ 150 pairs agreeing and none differing, got %d agreeing, mismatches %v", r.Agreed, r.Mismatches)
 	}
@@ -207,24 +220,18 @@ func TestProve_MixedSpecAgreesWithIstiodThenAPolicyOutsideTheSpecIsReported(t *t
 	t.Run("a pod ztunnel does not capture is reported", func(t *testing.T) {
 		// A pod of audit outside the spec, without istio-cni's redirection:
 		// istiod sends it with no tunnel, so audit-allow does not guard it.
-		pod := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(`apiVersion: v1
+		pod := m.create(t, `apiVersion: v1
 kind: Pod
 metadata: {name: audit-debug, namespace: `+m.ns["FRONT"]+`, labels: {app: audit}}
 spec:
   serviceAccountName: audit
   containers: [{name: app, image: registry.example.com/audit:1, ports: [{containerPort: 8080}]}]
-`), &pod.Object); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.c.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
+`)
 		// audit as istiod sends it, once it differs from want or after 30 s.
 		audit := func(want access.Decision) proof.Pair {
 			var p proof.Pair
 			for wait := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-				r, _ := m.compare()
+				r, _ := m.compare(t)
 				if p = find(t, r, m.id("FRONT", "web"), m.dest("FRONT", "audit", 8080)); p.Istiod.Decision != want || time.Now().After(wait) {
 					return p
 				}
@@ -243,21 +250,61 @@ spec:
 		}
 	})
 
+	t.Run("a policy attached to the waypoint outside the spec is reported", func(t *testing.T) {
+		extra := m.create(t, `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: hand-written-l7, namespace: `+m.ns["SHOP"]+`}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}]
+  action: DENY
+  rules: [{to: [{operation: {methods: [DELETE]}}]}]
+`)
+		var bad []health.Report
+		for wait := time.Now().Add(30 * time.Second); len(bad) < 3 && time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+			st, err := m.rec.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad = unhealthyAccess(st.Health)
+		}
+		shop := m.ns["SHOP"]
+		for _, svc := range []string{"orders", "cart", "payments"} {
+			want := "access policies of waypoint " + shop + "/waypoint for " + shop + "/" + svc + ":8080"
+			i := slices.IndexFunc(bad, func(r health.Report) bool { return r.Object == want })
+			if i < 0 {
+				t.Fatalf("want an unhealthy %q report, got %v", want, bad)
+			}
+			if msg := bad[i].Message; !strings.Contains(msg, "the model attaches "+shop+"/"+svc+"-l7;") || !strings.Contains(msg, shop+"/hand-written-l7") {
+				t.Errorf("report %q lacks the model's %s-l7 or istiod's hand-written-l7", msg, svc)
+			}
+		}
+		if len(bad) != 3 {
+			t.Errorf("want 3 unhealthy reports (the waypoint's three Services), got %v", bad)
+		}
+		if err := m.c.Delete(ctx, extra); err != nil {
+			t.Fatal(err)
+		}
+		for wait := time.Now().Add(30 * time.Second); len(bad) > 0 && time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+			st, err := m.rec.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad = unhealthyAccess(st.Health)
+		}
+		if len(bad) > 0 {
+			t.Fatalf("want the proof healthy again once the policy is gone, got %v", bad)
+		}
+	})
+
 	t.Run("a policy written outside the spec is reported with both views", func(t *testing.T) {
-		extra := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(`apiVersion: security.istio.io/v1
+		extra := m.create(t, `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: hand-written-deny, namespace: `+m.ns["FRONT"]+`}
 spec:
   selector: {matchLabels: {app: web}}
   action: DENY
   rules: [{from: [{source: {namespaces: [`+m.ns["GUEST"]+`]}}]}]
-`), &extra.Object); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.c.Create(ctx, extra); err != nil {
-			t.Fatal(err)
-		}
+`)
 		t.Cleanup(func() { _ = m.c.Delete(ctx, extra) })
 		var st *reconciler.Status
 		deadline := time.Now().Add(30 * time.Second)
@@ -363,7 +410,7 @@ spec:
 	// istiod pushes the weights moments after the label.
 	var r *proof.Result
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		r, _ = m.compare()
+		r, _ = m.compare(t)
 		if p := find(t, r, m.id("FRONT", "web"), m.dest("SHOP", "cart", 8080)); len(p.Istiod.Weighted) > 0 || time.Now().After(wait) {
 			break
 		}

@@ -67,6 +67,12 @@ type Result struct {
 	Mismatches []Pair `json:"mismatches,omitempty"`
 	// Skipped are the pairs one side cannot decide, with its reason.
 	Skipped []Pair `json:"skipped,omitempty"`
+	// WaypointsAgreed counts the HTTP Service ports for which a waypoint
+	// enforces the policies the model attaches; WaypointMismatches are
+	// those where it does not. Compare leaves them empty; Prove reads the
+	// waypoints' own configuration.
+	WaypointsAgreed    int          `json:"waypointsAgreed"`
+	WaypointMismatches []Attachment `json:"waypointMismatches,omitempty"`
 }
 
 // Split is istiod's decision when ztunnel allows some of a pair's
@@ -295,12 +301,19 @@ func union(a, b []string) []string {
 }
 
 // ReportObject names the summary report of a comparison.
-const ReportObject = "access proof (istiod's ztunnel config)"
+const ReportObject = "access proof (istiod's ztunnel and waypoint config)"
 
 // Reports turns a comparison into health reports: one unhealthy report per
 // mismatch with both views, and a summary that is healthy when none.
 func (r *Result) Reports() []health.Report {
 	out := []health.Report{r.summary()}
+	for _, a := range r.WaypointMismatches {
+		out = append(out, health.Report{
+			Object: fmt.Sprintf("access policies of waypoint %s for %s", a.Waypoint, a.To),
+			Message: fmt.Sprintf("the model attaches %s; istiod's waypoint config enforces %s",
+				listOrNone(a.Model), listOrNone(a.Istiod)),
+		})
+	}
 	for _, p := range r.Mismatches {
 		out = append(out, health.Report{
 			Object:  fmt.Sprintf("access %s → %s", p.From, p.To),
@@ -312,6 +325,9 @@ func (r *Result) Reports() []health.Report {
 
 func (r *Result) summary() health.Report {
 	msg := fmt.Sprintf("%d caller → Service pairs agree, %d differ, %d not compared", r.Agreed, len(r.Mismatches), len(r.Skipped))
+	if n := r.WaypointsAgreed + len(r.WaypointMismatches); n > 0 {
+		msg += fmt.Sprintf("; waypoint policies agree for %d of %d Service ports", r.WaypointsAgreed, n)
+	}
 	if len(r.Skipped) > 0 {
 		p := r.Skipped[0]
 		side, v := "istiod", p.Istiod
@@ -320,5 +336,12 @@ func (r *Result) summary() health.Report {
 		}
 		msg += fmt.Sprintf(" (first: %s → %s, %s: %s)", p.From, p.To, side, v.Reason)
 	}
-	return health.Report{Object: ReportObject, Healthy: len(r.Mismatches) == 0, Message: msg}
+	return health.Report{Object: ReportObject, Healthy: len(r.Mismatches)+len(r.WaypointMismatches) == 0, Message: msg}
+}
+
+func listOrNone(refs []string) string {
+	if len(refs) == 0 {
+		return "none"
+	}
+	return strings.Join(refs, ", ")
 }

@@ -1,18 +1,25 @@
-// Package proof checks, after an apply, that istiod computed for ztunnel the
-// same access decisions as the access model: for every caller identity and
-// Service port the model names, it reads the Authorization and Address
-// resources istiod serves to ztunnel, decides each pair as ztunnel would,
-// and compares that with the model's decision at the destination's ztunnel.
-// A pair they decide differently is an unhealthy report that shows both
-// views. It never applies anything, and it does not cover the waypoints' own
-// configuration (their RBAC filters come through LDS, which it does not
-// read): at a waypoint hop it compares where traffic goes (istiod's Service
-// waypoint and weighted waypoints) and the decision at the ztunnel behind it.
+// Package proof checks, after an apply, that istiod computed the access the
+// model computed. For every caller identity and Service port the model
+// names, it reads the Authorization and Address resources istiod serves to
+// ztunnel, decides each pair as ztunnel would, and compares that with the
+// model's decision at the destination's ztunnel. For every HTTP Service port
+// the model routes through a waypoint, it reads the listeners istiod serves
+// to that waypoint and compares the ALLOW and DENY policies in the port's
+// RBAC filters with those the model attaches. A difference is an unhealthy
+// report that shows both views. It never applies anything.
+//
+// What it does not cover: the waypoint's decisions themselves (it compares
+// which policies a waypoint enforces, not how Envoy's RBAC matches methods,
+// paths, headers or JWTs), TCP ports behind a waypoint, CUSTOM and AUDIT
+// policies, the canary waypoint's own listeners (at the ztunnel it checks
+// that each weighted waypoint's identity is admitted), and source or
+// destination IP matches (such a pair is not compared).
 //
 // The istiod interface: istiod's plaintext gRPC xDS port (15010, the local
-// cluster's --grpcAddr) with one Delta ADS stream that subscribes, as a
+// cluster's --grpcAddr) with Delta ADS streams: one that subscribes, as a
 // ztunnel node, to every type.googleapis.com/istio.security.Authorization
-// and type.googleapis.com/istio.workload.Address. That port does not
+// and type.googleapis.com/istio.workload.Address; one per waypoint that
+// subscribes, as one of the waypoint's pods, to its Listeners. That port does not
 // authenticate callers (pkg/security/authentication.go, pilot/pkg/xds/auth.go
 // in the pinned istio module), so on a real cluster the operator reaches it
 // through a port-forward; the check is off without an address.
@@ -22,8 +29,9 @@
 // protobuf runtime only. Istio's xDS client, pkg/adsc, is not used: linking
 // it into meshcd, measured on this module, added 925 packages, grew the
 // binary from 103 MB to 186 MB and took 9 min 47 s to build cold on 2 cores;
-// the workload protos with gRPC and go-control-plane's discovery service add
-// 94 packages and 10 MB. The stream itself is a few lines (fetch.go).
+// the workload protos with gRPC and go-control-plane's discovery, listener,
+// HTTP connection manager and RBAC types add 111 packages and 18 MB. The
+// stream itself is a few lines (fetch.go).
 //
 // How ztunnel decides follows the proto and the code that produces it
 // (pkg/workloadapi/security/authorization.proto;

@@ -15,11 +15,12 @@ import (
 	"istio.io/istio/pkg/workloadapi/security"
 )
 
-// The xDS types ztunnel subscribes to (pilot/pkg/xds/v3/model.go,
-// WorkloadAuthorizationType and AddressType).
+// The xDS types read (pilot/pkg/xds/v3/model.go: WorkloadAuthorizationType,
+// AddressType, ListenerType).
 const (
 	authorizationType = "type.googleapis.com/istio.security.Authorization"
 	addressType       = "type.googleapis.com/istio.workload.Address"
+	listenerType      = "type.googleapis.com/envoy.config.listener.v3.Listener"
 )
 
 // Source is where istiod's plaintext xDS listens and how to present itself.
@@ -32,65 +33,79 @@ type Source struct {
 	Timeout time.Duration
 }
 
-// nodeID presents the stream as a ztunnel: istiod serves these types to
-// ztunnel nodes (type~ip~pod.namespace~domain).
-const nodeID = "ztunnel~127.0.0.1~meshcd-proof.istio-system~istio-system.svc.cluster.local"
+// ztunnelNode presents the stream as a ztunnel: istiod serves these types
+// to ztunnel nodes (type~ip~pod.namespace~domain).
+const ztunnelNode = "ztunnel~127.0.0.1~meshcd-proof.istio-system~istio-system.svc.cluster.local"
 
 // Fetch reads every Authorization and Address istiod serves to ztunnel, on
 // one Delta ADS stream with a wildcard subscription to each type: istiod's
 // first response to a wildcard subscription holds every resource
 // (pilot/pkg/xds/workload.go, GenerateDeltas).
 func Fetch(ctx context.Context, src Source) (*Config, error) {
+	var (
+		policies  []*security.Authorization
+		addresses []*workloadapi.Address
+	)
+	meta := map[string]any{"NAMESPACE": "istio-system", "SERVICE_ACCOUNT": "ztunnel"}
+	err := subscribe(ctx, src, ztunnelNode, meta, []string{authorizationType, addressType}, func(typeURL string, r *discovery.Resource) error {
+		switch typeURL {
+		case authorizationType:
+			p := &security.Authorization{}
+			policies = append(policies, p)
+			return r.GetResource().UnmarshalTo(p)
+		case addressType:
+			a := &workloadapi.Address{}
+			addresses = append(addresses, a)
+			return r.GetResource().UnmarshalTo(a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return NewConfig(policies, addresses), nil
+}
+
+// subscribe opens a Delta ADS stream as node, subscribes to every resource
+// of each type and hands each resource of the first response of each type
+// to handle.
+func subscribe(ctx context.Context, src Source, nodeID string, meta map[string]any, types []string, handle func(typeURL string, r *discovery.Resource) error) error {
 	ctx, cancel := context.WithTimeout(ctx, src.Timeout)
 	defer cancel()
 	conn, err := grpc.NewClient(src.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, fmt.Errorf("istiod xDS %s: %w: pass host:port of istiod's plaintext xDS port", src.Address, err)
+		return fmt.Errorf("istiod xDS %s: %w: pass host:port of istiod's plaintext xDS port", src.Address, err)
 	}
 	defer conn.Close()
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx, grpc.MaxCallRecvMsgSize(256<<20))
 	if err != nil {
-		return nil, fetchError(src, err)
+		return fetchError(src, err)
 	}
-	meta, err := structpb.NewStruct(map[string]any{"NAMESPACE": "istio-system", "SERVICE_ACCOUNT": "ztunnel", "CLUSTER_ID": src.ClusterID})
+	meta["CLUSTER_ID"] = src.ClusterID
+	md, err := structpb.NewStruct(meta)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	node := &core.Node{Id: nodeID, Metadata: meta}
-	for _, t := range []string{authorizationType, addressType} {
+	node := &core.Node{Id: nodeID, Metadata: md}
+	for _, t := range types {
 		if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: t, ResourceNamesSubscribe: []string{"*"}}); err != nil {
-			return nil, fetchError(src, err)
+			return fetchError(src, err)
 		}
 	}
-	var (
-		policies  []*security.Authorization
-		addresses []*workloadapi.Address
-		received  = map[string]bool{}
-	)
-	for len(received) < 2 {
+	received := map[string]bool{}
+	for len(received) < len(types) {
 		resp, err := stream.Recv()
 		if err != nil {
-			return nil, fetchError(src, err)
+			return fetchError(src, err)
 		}
 		received[resp.GetTypeUrl()] = true
 		for _, r := range resp.GetResources() {
-			switch resp.GetTypeUrl() {
-			case authorizationType:
-				p := &security.Authorization{}
-				if err := r.GetResource().UnmarshalTo(p); err != nil {
-					return nil, fmt.Errorf("istiod xDS %s sent Authorization %s that cannot be read: %w", src.Address, r.GetName(), err)
-				}
-				policies = append(policies, p)
-			case addressType:
-				a := &workloadapi.Address{}
-				if err := r.GetResource().UnmarshalTo(a); err != nil {
-					return nil, fmt.Errorf("istiod xDS %s sent Address %s that cannot be read: %w", src.Address, r.GetName(), err)
-				}
-				addresses = append(addresses, a)
+			if err := handle(resp.GetTypeUrl(), r); err != nil {
+				return fmt.Errorf("istiod xDS %s sent %s %s that cannot be read: %w", src.Address, resp.GetTypeUrl(), r.GetName(), err)
 			}
 		}
 	}
-	return NewConfig(policies, addresses), nil
+	return nil
 }
 
 func fetchError(src Source, err error) error {

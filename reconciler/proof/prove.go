@@ -21,8 +21,8 @@ type Settle struct {
 	Hold time.Duration
 }
 
-// Prove compares the access model of objs with istiod's ztunnel config,
-// reading the config again until they agree, or until the same mismatches
+// Prove compares the access model of objs with istiod's ztunnel config and
+// with the policies its waypoints enforce, reading the config again until they agree, or until the same mismatches
 // have stayed for Hold, or until Timeout; it returns the last comparison.
 func Prove(ctx context.Context, objs []*unstructured.Unstructured, src Source, opts access.Options, settle Settle) (*Result, error) {
 	m, err := access.Build(objs, opts)
@@ -44,6 +44,9 @@ func Prove(ctx context.Context, objs []*unstructured.Unstructured, src Source, o
 			return nil, err
 		}
 		last = Compare(m, cfg, Options{TrustDomain: opts.TrustDomain})
+		if last.WaypointsAgreed, last.WaypointMismatches, err = compareWaypoints(ctx, src, m, cfg); err != nil {
+			return nil, err
+		}
 		key := last.mismatchKey()
 		if key == "" {
 			return last, nil
@@ -67,6 +70,9 @@ func (r *Result) mismatchKey() string {
 	var b strings.Builder
 	for _, p := range r.Mismatches {
 		b.WriteString(p.From.String() + ">" + p.To.String() + ":" + string(p.Istiod.Decision) + "\x00")
+	}
+	for _, a := range r.WaypointMismatches {
+		b.WriteString(a.Waypoint + ">" + a.To.String() + ":" + strings.Join(a.Istiod, ",") + "\x00")
 	}
 	return b.String()
 }
