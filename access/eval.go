@@ -484,3 +484,26 @@ func union(a, b []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// WaypointPolicies names the waypoint Gateway, NS/NAME, that d's Service
+// passes and the ALLOW and DENY policies, NS/NAME, it enforces for the
+// Service, sorted; the waypoint is "" when the Service uses none or the
+// input cannot say which.
+func (m *Model) WaypointPolicies(d Destination) (string, []string) {
+	svc := m.services[d.Namespace+"/"+d.Service]
+	if svc == nil {
+		return "", nil
+	}
+	gw, why := m.waypointOf(svc)
+	if gw == nil || why != "" {
+		return "", nil
+	}
+	refs := []string{}
+	for _, p := range m.waypointPolicies(svc, gw) {
+		if p.action() == actionAllow || p.action() == actionDeny {
+			refs = append(refs, p.ref())
+		}
+	}
+	sort.Strings(refs)
+	return gw.namespace + "/" + gw.name, refs
+}

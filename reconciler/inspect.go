@@ -16,6 +16,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler/drift"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
+	"github.com/meshcd/meshcd/reconciler/proof"
 )
 
 // Desired renders dir, adds what the rollouts have reached, and stamps
@@ -189,6 +190,13 @@ func (r *Reconciler) Status(ctx context.Context) (*Status, error) {
 	reports, err := r.health.ReadBack(ctx, objs)
 	if err != nil {
 		return nil, err
+	}
+	if r.opts.IstiodXDS != "" {
+		live, err := r.liveModelObjects(ctx, objs)
+		if err != nil {
+			return nil, err
+		}
+		reports = append(reports, r.proveAccess(ctx, live, proof.Settle{Timeout: proofFetchTimeout})...)
 	}
 	return &Status{Owned: inv.Len(), Health: reports, PruneHeld: inv.Held, PruneAllowed: inv.Allowed}, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/health"
 	"github.com/meshcd/meshcd/reconciler/inventory"
+	"github.com/meshcd/meshcd/reconciler/proof"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -67,6 +68,10 @@ type Options struct {
 	// Progress, when set, is told each stage a reconcile enters and, while
 	// it applies, the objects done and the waypoints it waits for.
 	Progress func(Progress)
+	// IstiodXDS is host:port of istiod's plaintext xDS port: when set, the
+	// read-back proves the access model against the configuration istiod
+	// serves to ztunnel (package proof). Empty turns the proof off.
+	IstiodXDS string
 }
 
 // Progress is where a reconcile is, for a person watching it.
@@ -526,6 +531,8 @@ func (r *Reconciler) readHealth(ctx context.Context, bundle *renderer.Bundle, re
 		res.Reason = ReasonUnhealthy
 		return fmt.Errorf("health read-back failed: %w", err)
 	}
+	reports = append(reports, r.proveAccess(ctx, bundle.Objects, proof.Settle{Timeout: r.opts.HealthTimeout, Interval: r.opts.Apply.PollInterval, Hold: r.opts.HealthHold})...)
+	res.Health = reports
 	res.Reason = ReasonSucceeded
 	if res.Applied.Count(apply.Waiting)+res.Pruned.Count(apply.Waiting) > 0 {
 		res.Reason = ReasonProgressing

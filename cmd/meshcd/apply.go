@@ -39,6 +39,7 @@ func (f *reconcileFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.force, "force", false, "take ownership of fields another field manager owns")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", d.Apply.WaypointTimeout, "how long to wait for waypoints and istiod's status")
 	cmd.Flags().StringVar(&f.istiod, "istiod-version", "", "istiod's version, such as 1.31.1, checked against a DataplaneRollout's bundle; empty skips the skew check")
+	f.source.instance.registerProof(cmd)
 }
 
 // validate checks the flags before anything connects to the cluster.

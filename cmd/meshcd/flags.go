@@ -21,6 +21,9 @@ import (
 type instanceFlags struct {
 	kube kubeFlags
 	name string
+	// istiodXDS is registered only by the commands that read health back
+	// (registerProof).
+	istiodXDS string
 }
 
 func (f *instanceFlags) register(cmd *cobra.Command) {
@@ -28,9 +31,16 @@ func (f *instanceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "name", reconciler.DefaultOptions().Name, "name of this meshcd instance; its inventory is meshcd-inventory-<name>")
 }
 
+// registerProof adds --istiod-xds, for the commands that read back what
+// istiod made of the applied objects.
+func (f *instanceFlags) registerProof(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.istiodXDS, "istiod-xds", "", "host:port of istiod's plaintext xDS port (15010, such as 127.0.0.1:15010 through kubectl port-forward): prove after apply and in status that istiod's ztunnel config decides every caller and Service as the access model does; empty turns the proof off")
+}
+
 func (f *instanceFlags) options() reconciler.Options {
 	opts := reconciler.DefaultOptions()
 	opts.Name = f.name
+	opts.IstiodXDS = f.istiodXDS
 	return opts
 }
 

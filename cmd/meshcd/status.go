@@ -52,6 +52,7 @@ func newStatusCommand(stdout io.Writer) *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	flags.registerProof(cmd)
 	output = addOutput(cmd, "text", "json", "yaml")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every object, healthy ones too")
 	return cmd

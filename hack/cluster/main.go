@@ -79,7 +79,7 @@ func up(dir string, detach bool) error {
 		fmt.Printf("  %-24s %4d MiB\n", n, rss[n]>>20)
 	}
 	fmt.Printf("  %-24s %4d MiB\n", "total", total>>20)
-	fmt.Printf("\nexport KUBECONFIG=%s\nistiod debug: %s/debug/ambientz\n", c.Kubeconfig(), c.IstiodMonitoringURL())
+	fmt.Printf("\nexport KUBECONFIG=%s\nistiod debug: %s/debug/ambientz\nistiod xDS: meshcd apply|status --istiod-xds %s\n", c.Kubeconfig(), c.IstiodMonitoringURL(), c.IstiodXDSAddress())
 	if detach {
 		var pids []string
 		for _, p := range c.Pids() {

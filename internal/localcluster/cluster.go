@@ -214,6 +214,11 @@ func (c *Cluster) IstiodMonitoringURL() string {
 	return fmt.Sprintf("http://127.0.0.1:%d", c.ports.istiodMonitoring)
 }
 
+// IstiodXDSAddress is istiod's plaintext gRPC xDS port, host:port.
+func (c *Cluster) IstiodXDSAddress() string {
+	return fmt.Sprintf("127.0.0.1:%d", c.ports.istiodGRPC)
+}
+
 // StartupTime is how long Start took.
 func (c *Cluster) StartupTime() time.Duration { return c.startup }
 
