@@ -28,6 +28,9 @@ func newMigrateCommand(stdout io.Writer) *cobra.Command {
 			"The access model of SOURCE with sidecar semantics is compared with every stage as rendered.\n" +
 			"With --live, SOURCE is read from the cluster (read-only: lists only) into DIR/source/, one file per namespace and kind.\n" +
 			"Exit codes: 0 no difference in access and no error finding, 1 differences or findings (listed in the report), 2 bad input.",
+		Example: "  meshcd migrate ./istio-config -o ./mesh-migration\n" +
+			"  meshcd migrate --live --context prod -o ./mesh-migration   # read the sidecar config from the cluster\n" +
+			"  less ./mesh-migration/MIGRATION.md",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
