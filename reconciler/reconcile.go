@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/internal/contentkey"
 	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/apply"
@@ -128,14 +128,17 @@ type Reconciler struct {
 	rendered renderer.Cache
 
 	mu sync.Mutex
-	// findings are the rule catalogue's findings on the render of checked.
-	findings []rules.Finding
-	checked  *meshspec.Set
+	// findings are the rule catalogue's findings on the objects, origins
+	// and allowed rules whose key is checked.
+	findings   []rules.Finding
+	checked    contentkey.Key
+	hasChecked bool
 	// holds are the objects kept out of the applies, by holdKey.
 	holds map[string]hold
-	// intended is the inventory of intendedOf, the objects last recorded.
+	// intended is the inventory of the objects last recorded, whose
+	// identities' key is intendedOf.
 	intended   *inventory.Inventory
-	intendedOf []*unstructured.Unstructured
+	intendedOf contentkey.Key
 }
 
 // New returns a Reconciler working through c.
@@ -263,12 +266,14 @@ func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.Data
 }
 
 // validate runs the rule catalogue; an error finding not allowed stops the
-// reconcile before anything is written.
-// A render the cache kept (the same spec) keeps its findings.
+// reconcile before anything is written. The same objects from the same
+// places keep their findings.
 func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
+	key := contentkey.Combine(contentkey.Objects(bundle.Objects), bundle.OriginKey(), contentkey.Of(r.opts.AllowFindings))
 	r.mu.Lock()
-	if r.checked != bundle.Spec {
-		r.findings, r.checked = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings}), bundle.Spec
+	if !r.hasChecked || r.checked != key {
+		r.findings = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings})
+		r.checked, r.hasChecked = key, true
 	}
 	res.Findings = append([]rules.Finding(nil), r.findings...)
 	r.mu.Unlock()
@@ -344,18 +349,19 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 }
 
 // inventoryOf returns the inventory of objs, the last one again when objs
-// are the same objects as last time (a render the cache kept).
+// have the identities they had last time.
 func (r *Reconciler) inventoryOf(objs []*unstructured.Unstructured) (*inventory.Inventory, error) {
+	key := inventory.KeyOf(objs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if slices.Equal(objs, r.intendedOf) && r.intended != nil {
+	if r.intended != nil && r.intendedOf == key {
 		return r.intended, nil
 	}
 	inv, err := inventory.New(objs)
 	if err != nil {
 		return nil, err
 	}
-	r.intended, r.intendedOf = inv, slices.Clone(objs)
+	r.intended, r.intendedOf = inv, key
 	return inv, nil
 }
 
