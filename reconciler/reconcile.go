@@ -126,6 +126,9 @@ type Reconciler struct {
 	rollouts *dataplane.Runner
 	// rendered renders a directory again only when its files changed.
 	rendered renderer.Cache
+	// shared serves the apply's lists to the read-back after a no-op;
+	// nil when Options.Lists serves them from informers.
+	shared *sharedLists
 
 	mu sync.Mutex
 	// findings are the rule catalogue's findings on the objects, origins
@@ -143,6 +146,11 @@ type Reconciler struct {
 
 // New returns a Reconciler working through c.
 func New(c client.Client, opts Options) *Reconciler {
+	var shared *sharedLists
+	if opts.Lists == nil {
+		shared = &sharedLists{Reader: c}
+		opts.Lists = shared
+	}
 	h := &health.Checker{Client: c, Lists: opts.Lists}
 	if opts.Apply.Lists == nil {
 		opts.Apply.Lists = opts.Lists
@@ -159,6 +167,7 @@ func New(c client.Client, opts Options) *Reconciler {
 		apply:  apply.New(c, h, opts.Apply),
 		health: h,
 		store:  inventory.NewStore(c, opts.Namespace, InventoryPrefix+opts.Name),
+		shared: shared,
 	}
 	r.rollouts = &dataplane.Runner{Client: c, Store: r.RolloutStore(), Istiod: opts.IstiodVersion}
 	return r
@@ -190,10 +199,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 		return res, err
 	}
 	rendered := bundle.Objects
+	if r.shared != nil {
+		r.shared.start()
+		defer r.shared.forget()
+	}
 	if err := r.converge(ctx, bundle, rendered, res); err != nil {
 		return res, err
 	}
-	if err := r.readHealth(ctx, bundle, res); err != nil {
+	if r.shared != nil {
+		r.shared.applied(res.Applied, res.Pruned)
+	}
+	err = r.readHealth(ctx, bundle, res)
+	if r.shared != nil {
+		r.shared.forget()
+	}
+	if err != nil {
 		return res, err
 	}
 	moved, err := r.stepRollouts(ctx, bundle.Spec.Rollouts, rendered, res)
