@@ -4,24 +4,33 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/fluxcd/pkg/ssa/normalize"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
@@ -136,67 +145,435 @@ func peakRSS() float64 {
 	return 0
 }
 
+// benchScale is MESHCD_BENCH_SCALE, "namespaces×services" such as 20x10
+// for a quick check; 200 × 10 unless set.
+func benchScale(b *testing.B) (namespaces, services int) {
+	v := os.Getenv("MESHCD_BENCH_SCALE")
+	if v == "" {
+		return 200, 10
+	}
+	if _, err := fmt.Sscanf(strings.ReplaceAll(v, "×", "x"), "%dx%d", &namespaces, &services); err != nil || namespaces < 1 || services < 1 {
+		b.Fatalf("MESHCD_BENCH_SCALE=%q: want namespaces x services, such as 20x10", v)
+	}
+	return namespaces, services
+}
+
+// counted returns a copy of cfg whose requests w counts.
+func counted(cfg *rest.Config) (*rest.Config, *clustertest.Writes) {
+	w := &clustertest.Writes{}
+	out := rest.CopyConfig(cfg)
+	out.WrapTransport = w.Wrap
+	return out, w
+}
+
+// measure runs f and returns its wall time, this process's CPU, and
+// kube-apiserver's and the whole cluster's CPU during it.
+func measure(c *localcluster.Cluster, f func()) (wall, self, apiserver, cluster time.Duration) {
+	before, cpu, start := processCPU(c), cpuTime(), time.Now()
+	f()
+	wall, self = time.Since(start), cpuTime()-cpu
+	procs, total := cpuSince(c, before)
+	return wall, self, procs["kube-apiserver"], total
+}
+
+// renderStream writes the rendered objects of dir as one YAML stream and
+// returns its path and the objects.
+func renderStream(b *testing.B, dir string) (string, []*unstructured.Unstructured) {
+	bundle, err := renderer.Render(dir, renderer.DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stream bytes.Buffer
+	for _, o := range bundle.Objects {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stream.WriteString("---\n")
+		stream.Write(y)
+	}
+	file := filepath.Join(b.TempDir(), "rendered.yaml")
+	if err := os.WriteFile(file, stream.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return file, bundle.Objects
+}
+
+// peerCluster starts a local cluster of its own with the namespaces made.
+func peerCluster(b *testing.B, ctx context.Context, namespaces []string) *localcluster.Cluster {
+	c, err := localcluster.Start(ctx, localcluster.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := client.New(c.RESTConfig(), client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, ns := range namespaces {
+		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c
+}
+
+// kubectlRequest matches a request line of kubectl -v=6: the structured
+// "Response" line of newer releases, or "VERB URL STATUS" of older ones.
+var kubectlRequest = regexp.MustCompile(`"Response" verb="([A-Z]+)" url="([^"]*)"|\] (GET|POST|PUT|PATCH|DELETE) (https?://\S+)`)
+
+// kubectlApply runs kubectl apply --server-side of file and returns what
+// it cost, its requests counted from its -v=6 log.
+func kubectlApply(b *testing.B, c *localcluster.Cluster, file string, objects int, note string) peerRun {
+	cmd := exec.Command(filepath.Join(localcluster.BinDir(), "kubectl"), "--kubeconfig", c.Kubeconfig(), "-v=6",
+		"apply", "--server-side", "--field-manager", "kubectl-bench", "-f", file)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	var err error
+	run := peerRun{Engine: "kubectl", Objects: objects, Note: note}
+	run.Wall, _, run.APIServerCPU, run.ClusterCPU = measure(c, func() { err = cmd.Run() })
+	if err != nil {
+		b.Fatalf("kubectl apply: %v\n%s", err, tail(stderr.Bytes()))
+	}
+	run.ClientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	for _, m := range kubectlRequest.FindAllStringSubmatch(stderr.String(), -1) {
+		verb, url := m[1]+m[3], m[2]+m[4]
+		run.Requests++
+		req, _ := http.NewRequest(verb, url, nil)
+		if req != nil && clustertest.IsWrite(req) {
+			run.Writes++
+		}
+	}
+	if run.Requests < objects {
+		b.Fatalf("kubectl's -v=6 log shows %d requests for %d objects: its format changed?\n%s", run.Requests, objects, tail(stderr.Bytes()))
+	}
+	return run
+}
+
+// fluxApply applies objs as kustomize-controller v1 does on each interval
+// (internal/controller/kustomization_controller.go: the ResourceManager
+// of its apply, with the owner, concurrency and ApplyOptions it sets by
+// default), on fresh copies as its build makes.
+func fluxApply(b *testing.B, ctx context.Context, c *localcluster.Cluster, objs []*unstructured.Unstructured, note string) peerRun {
+	cfg, w := counted(c.RESTConfig())
+	cl, err := client.New(cfg, client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	copies := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		copies[i] = o.DeepCopy()
+	}
+	poller := polling.NewStatusPoller(cl, cl.RESTMapper(), polling.Options{})
+	// ssa.Owner{Field: r.ControllerName, Group: kustomizev1.GroupVersion.Group}
+	// and --concurrent-ssa's default 4 (main.go).
+	manager := ssa.NewResourceManager(cl, poller, ssa.Owner{Field: "kustomize-controller", Group: "kustomize.toolkit.fluxcd.io"})
+	manager.SetOwnerLabels(copies, "bench", "flux-system")
+	manager.SetConcurrency(4)
+	if err := normalize.UnstructuredList(copies); err != nil {
+		b.Fatal(err)
+	}
+	opts := ssa.DefaultApplyOptions()
+	opts.ExclusionSelector = map[string]string{"kustomize.toolkit.fluxcd.io/reconcile": "disabled", "kustomize.toolkit.fluxcd.io/ssa": "Ignore"}
+	opts.IfNotPresentSelector = map[string]string{"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+	opts.ForceSelector = map[string]string{"kustomize.toolkit.fluxcd.io/force": "Enabled"}
+	opts.Cleanup = ssa.ApplyCleanupOptions{
+		Annotations: []string{corev1.LastAppliedConfigAnnotation, "kustomize.toolkit.fluxcd.io/checksum", "fluxcd.io/sync-checksum"},
+		Labels:      []string{"fluxcd.io/sync-gc-mark"},
+		FieldManagers: []ssa.FieldManager{
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationApply},
+			{Name: "kubectl", OperationType: metav1.ManagedFieldsOperationUpdate},
+			{Name: "before-first-apply", OperationType: metav1.ManagedFieldsOperationUpdate},
+			{Name: "kustomize-controller", OperationType: metav1.ManagedFieldsOperationUpdate},
+		},
+		Exclusions: map[string]string{"kustomize.toolkit.fluxcd.io/ssa": "Merge"},
+	}
+	w.Take()
+	w.TakeRequests()
+	run := peerRun{Engine: "Flux's engine", Objects: len(copies), Note: note}
+	var cs *ssa.ChangeSet
+	run.Wall, run.ClientCPU, run.APIServerCPU, run.ClusterCPU = measure(c, func() { cs, err = manager.ApplyAllStaged(ctx, copies, opts) })
+	if err != nil {
+		b.Fatalf("Flux's ApplyAllStaged: %v", err)
+	}
+	run.Writes, _ = w.Take()
+	run.Requests = w.TakeRequests()
+	if len(cs.Entries) != len(copies) {
+		b.Fatalf("Flux's engine reported %d of %d objects", len(cs.Entries), len(copies))
+	}
+	return run
+}
+
+// driftEvents makes n drift events, one at a time and each on an object
+// of its own, of three kinds in turn, and measures each from the start of
+// the change's write to the watch's report of that object.
+func driftEvents(b *testing.B, ctx context.Context, c client.Client, events <-chan drift.Event, namespaces []string, services, n int) []driftKind {
+	kinds := []driftKind{
+		{Kind: "label changed (as kubectl label)"},
+		{Kind: "field patched (an HTTPRoute's weight)"},
+		{Kind: "field added (a port on a per-version Service)"},
+	}
+	for i := range n {
+		k := i % 3
+		// Event i touches service i/3 of the namespaces in turn.
+		j := i / 3
+		ns, svc := namespaces[j%len(namespaces)], fmt.Sprintf("svc-%d", (j/len(namespaces))%services)
+		var (
+			obj    client.Object
+			object string
+			patch  client.Patch
+			owner  = "kubectl-patch"
+		)
+		switch k {
+		case 0:
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("v1")
+			u.SetKind("Service")
+			u.SetNamespace(ns)
+			u.SetName(svc + "-v1")
+			obj, object, owner = u, "Service "+ns+"/"+svc+"-v1", "kubectl-label"
+			patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"meshcd.dev/spec-name":"drifted"}}}`))
+		case 1:
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("gateway.networking.k8s.io/v1")
+			u.SetKind("HTTPRoute")
+			u.SetNamespace(ns)
+			u.SetName(svc)
+			obj, object = u, "HTTPRoute "+ns+"/"+svc
+			patch = client.RawPatch(types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":50}]`))
+		case 2:
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("v1")
+			u.SetKind("Service")
+			u.SetNamespace(ns)
+			u.SetName(svc + "-v2")
+			obj, object = u, "Service "+ns+"/"+svc+"-v2"
+			patch = client.RawPatch(types.StrategicMergePatchType, []byte(`{"spec":{"ports":[{"name":"debug","port":9090}]}}`))
+		}
+		changed := time.Now()
+		if err := c.Patch(ctx, obj, patch, client.FieldOwner(owner)); err != nil {
+			b.Fatalf("drift %d on %s: %v", i, object, err)
+		}
+		timeout := time.After(30 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case ev := <-events:
+				if ev.Drift.Object == object {
+					kinds[k].Latencies = append(kinds[k].Latencies, ev.At.Sub(changed))
+					seen = true
+				}
+			case <-timeout:
+				b.Fatalf("drift %d on %s not noticed in 30 s", i, object)
+			}
+		}
+	}
+	return kinds
+}
+
+// buildMeshcd builds bin/meshcd into a temp dir.
+func buildMeshcd(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "meshcd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/meshcd/meshcd/cmd/meshcd").CombinedOutput()
+	if err != nil {
+		b.Fatalf("go build meshcd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// vmRSS is the resident set of process pid, in bytes.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// runRSS commits dir to a git repository, runs `meshcd run` on it as the
+// instance name, waits for its first reconcile to finish and its drift
+// watch to sync, and returns its steady VmRSS: the largest of ten
+// readings a second apart once it is settled.
+func runRSS(b *testing.B, bin string, c *localcluster.Cluster, dir, name string) int64 {
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "spec"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "run", "--repo", "file://"+dir, "--branch", "main", "--path", ".", "--name", name,
+		"--kubeconfig", c.Kubeconfig(), "--listen", addr, "--interval", "1h", "--drift-mode", "report", "--work-dir", b.TempDir())
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if time.Now().After(deadline) {
+			b.Fatalf("meshcd run did not finish a reconcile in 10 min:\n%s", tail(stderr.Bytes()))
+		}
+		if cmd.ProcessState != nil {
+			b.Fatalf("meshcd run exited:\n%s", tail(stderr.Bytes()))
+		}
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if regexp.MustCompile(`(?m)^meshcd_reconcile_duration_seconds_count\{[^}]*\} [1-9]`).Match(body) {
+				break
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	var rss int64
+	for range 10 {
+		time.Sleep(time.Second)
+		rss = max(rss, vmRSS(cmd.Process.Pid))
+	}
+	return rss
+}
+
+// cliApply measures the one-shot `meshcd apply` of namespaces × services
+// on a local cluster of its own, as a CI pipeline meets it. The cold apply runs in this process
+// with the options the CLI's flags default to, so that the times of its
+// writes split it; the no-ops run bin as a CI pipeline does. With
+// MESHCD_BENCH_CPUPROFILE set, a no-op of a fresh reconciler (as the CLI
+// makes, with no informers) is profiled into that file.
+func cliApply(b *testing.B, ctx context.Context, bin, prefix string, namespaces, services int) *cliFigures {
+	dir := b.TempDir()
+	cluster := peerCluster(b, ctx, largeSpec(b, dir, prefix, namespaces, services))
+	defer func() { _ = cluster.Stop() }()
+	cfg, w := counted(cluster.RESTConfig())
+	var (
+		mu     sync.Mutex
+		writes []time.Time
+		// gateways is when the first waypoint Gateway was written.
+		gateways time.Time
+	)
+	w.After = func(_ int, req *http.Request, _ *http.Response) {
+		mu.Lock()
+		defer mu.Unlock()
+		writes = append(writes, time.Now())
+		if gateways.IsZero() && strings.Contains(req.URL.Path, "/gateways/") {
+			gateways = time.Now()
+		}
+	}
+	cl, err := client.New(cfg, client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := reconciler.DefaultOptions()
+	opts.Name = prefix
+	start := time.Now()
+	res, err := reconciler.New(cl, opts).Reconcile(ctx, dir)
+	if err != nil {
+		b.Fatalf("meshcd apply cold: %v", err)
+	}
+	out := &cliFigures{Namespaces: namespaces, Services: services, Objects: len(res.Applied.Changes), Cold: time.Since(start)}
+	// The cold time is split at the writes: a gap of more than 250 ms
+	// between two writes after the first Gateway is a wait for waypoints
+	// (the apply writes back to back otherwise); after the last write the
+	// reconcile reads back istiod's status.
+	mu.Lock()
+	last := start
+	for _, t := range writes {
+		if gap := t.Sub(last); !gateways.IsZero() && !t.Before(gateways) && gap > 250*time.Millisecond {
+			out.Waypoints += gap
+		}
+		last = t
+	}
+	mu.Unlock()
+	out.Health = out.Cold - last.Sub(start)
+	out.Writes = out.Cold - out.Waypoints - out.Health
+
+	var noops []time.Duration
+	for range 5 {
+		cmd := exec.Command(bin, "apply", dir, "--name", prefix, "--kubeconfig", cluster.Kubeconfig())
+		t := time.Now()
+		if printed, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("meshcd apply no-op: %v\n%s", err, tail(printed))
+		}
+		noops = append(noops, time.Since(t))
+	}
+	slices.Sort(noops)
+	out.Noop, out.NoopRuns = noops[len(noops)/2], len(noops)
+	if path := os.Getenv("MESHCD_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		plain, err := client.New(cluster.RESTConfig(), client.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		t := time.Now()
+		_, err = reconciler.New(plain, opts).Reconcile(ctx, dir)
+		pprof.StopCPUProfile()
+		b.Logf("in-process one-shot no-op: %s", time.Since(t))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
 // BenchmarkReconcile_200Namespaces10Services applies 200 namespaces × 10
-// services cold, next to kubectl apply --server-side of the same rendered
-// objects on a second cluster, then measures a no-op reconcile and the
-// drift latency. meshcd runs as `meshcd run` does, with informers serving
-// its bulk lists; the cold apply includes starting them.
+// services (MESHCD_BENCH_SCALE changes the scale) with three engines, each
+// on a local cluster of its own: kubectl apply --server-side, Flux's
+// engine (fluxcd/pkg/ssa as kustomize-controller runs it) and meshcd, cold
+// and then as a no-op. It then measures meshcd's drift latency over 100
+// events and the memory of a `meshcd run` process holding the spec.
+// MESHCD_BENCH_REPORT names a file to write the figures to as Markdown
+// (make bench: docs/benchmarks.md).
 func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 	cluster := clustertest.Cluster(b)
 	ctx := context.Background()
+	nsCount, svcCount := benchScale(b)
+	bin := buildMeshcd(b)
 	iter := 0
 	for b.Loop() {
+		began := time.Now()
 		iter++
-		mDir, kDir := b.TempDir(), b.TempDir()
-		mNS := largeSpec(b, mDir, fmt.Sprintf("m%d", iter), 200, 10)
-		kNS := largeSpec(b, kDir, fmt.Sprintf("k%d", iter), 200, 10)
+		rep := &benchReport{Namespaces: nsCount, Services: svcCount, NoopRuns: map[string]int{}}
+		mDir, kDir, fDir := b.TempDir(), b.TempDir(), b.TempDir()
+		mNS := largeSpec(b, mDir, fmt.Sprintf("m%d", iter), nsCount, svcCount)
+		kNS := largeSpec(b, kDir, fmt.Sprintf("k%d", iter), nsCount, svcCount)
+		fNS := largeSpec(b, fDir, fmt.Sprintf("f%d", iter), nsCount, svcCount)
 
-		// kubectl apply --server-side of the same rendered objects, on a
-		// second cluster like the first, so that neither side pays for the
-		// status istiod writes for the other's objects.
-		kc, err := localcluster.Start(ctx, localcluster.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		kclient, err := client.New(kc.RESTConfig(), client.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, ns := range kNS {
-			if err := kclient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		bundle, err := renderer.Render(kDir, renderer.DefaultOptions())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var stream bytes.Buffer
-		for _, o := range bundle.Objects {
-			y, err := yaml.Marshal(o.Object)
-			if err != nil {
-				b.Fatal(err)
-			}
-			stream.WriteString("---\n")
-			stream.Write(y)
-		}
-		file := filepath.Join(b.TempDir(), "rendered.yaml")
-		if err := os.WriteFile(file, stream.Bytes(), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		start, procsBefore := time.Now(), processCPU(kc)
-		out, err := exec.Command(filepath.Join(localcluster.BinDir(), "kubectl"), "--kubeconfig", kc.Kubeconfig(),
-			"apply", "--server-side", "--field-manager", "kubectl-bench", "-f", file).CombinedOutput()
-		if err != nil {
-			b.Fatalf("kubectl apply: %v\n%s", err, tail(out))
-		}
-		kubectl := time.Since(start)
-		kubectlProcs, kubectlServer := cpuSince(kc, procsBefore)
-		// The least time the same writes could take here: kube-apiserver's
-		// CPU for them spread over every core, and the whole cluster's.
-		apiserverFloor := kubectlProcs["kube-apiserver"] / time.Duration(runtime.NumCPU())
-		clusterFloor := kubectlServer / time.Duration(runtime.NumCPU())
+		// kubectl apply --server-side of the rendered objects, on a cluster
+		// of its own, so that no engine pays for the status istiod writes
+		// for another's objects; then the same apply again.
+		kFile, kObjs := renderStream(b, kDir)
+		kc := peerCluster(b, ctx, kNS)
+		kCold := kubectlApply(b, kc, kFile, len(kObjs), "the apply; no wait for status")
+		kNoop := kubectlApply(b, kc, kFile, len(kObjs), "the same apply again")
 		if err := kc.Stop(); err != nil {
+			b.Fatal(err)
+		}
+
+		// Flux's engine, on a cluster of its own: the cold apply, then
+		// the same call again, as kustomize-controller does each interval.
+		_, fObjs := renderStream(b, fDir)
+		fc := peerCluster(b, ctx, fNS)
+		fCold := fluxApply(b, ctx, fc, fObjs, "ApplyAllStaged; no wait for health (kustomize-controller's default)")
+		fNoop := fluxApply(b, ctx, fc, fObjs, "the same ApplyAllStaged again: a GET and a dry-run per object")
+		if err := fc.Stop(); err != nil {
 			b.Fatal(err)
 		}
 
@@ -207,64 +584,80 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 			}
 		}
 
-		// meshcd: the same objects, cold, with staging and the wait for
-		// 200 waypoints before their namespaces are enrolled.
-		w := &clustertest.Writes{}
-		cfg := rest.CopyConfig(cluster.RESTConfig())
-		cfg.WrapTransport = w.Wrap
+		// meshcd: the same objects, cold, with staging, the wait for the
+		// waypoints before their namespaces are enrolled, and the wait for
+		// istiod's status on every object.
+		cfg, w := counted(cluster.RESTConfig())
 		mc, err := client.New(cfg, client.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		opts := reconciler.DefaultOptions()
 		opts.Name = fmt.Sprintf("bench-%d", iter)
-		// As `meshcd run` does: informers serve the bulk lists.
-		listCtx, stopLists := context.WithCancel(ctx)
-		if opts.Lists, err = lister.Start(listCtx, cfg, mc); err != nil {
-			b.Fatal(err)
-		}
 		opts.Apply.WaypointTimeout = 5 * time.Minute
 		opts.HealthTimeout = 5 * time.Minute
-		rec := reconciler.New(mc, opts)
-		start, procsBefore = time.Now(), processCPU(cluster)
-		res, err := rec.Reconcile(ctx, mDir)
+		var (
+			res       *reconciler.Result
+			stopLists context.CancelFunc
+		)
+		mCold := peerRun{Engine: "meshcd", Note: "staged apply, waypoint waits, istiod's status on every object; informers started"}
+		w.Take()
+		w.TakeRequests()
+		mCold.Wall, mCold.ClientCPU, mCold.APIServerCPU, mCold.ClusterCPU = measure(cluster, func() {
+			// As `meshcd run` does: informers serve the bulk lists.
+			var listCtx context.Context
+			listCtx, stopLists = context.WithCancel(ctx)
+			if opts.Lists, err = lister.Start(listCtx, cfg, mc); err != nil {
+				return
+			}
+			res, err = reconciler.New(mc, opts).Reconcile(ctx, mDir)
+		})
 		if err != nil {
 			b.Fatalf("cold reconcile: %v", err)
 		}
-		cold := time.Since(start)
-		meshcdProcs, meshcdServer := cpuSince(cluster, procsBefore)
+		defer stopLists()
 		// The apply itself ends with its last write; the rest of the cold
-		// reconcile waits for istiod's status on every object, which
-		// kubectl does not.
-		applied := w.Last().Sub(start)
-		objects := len(res.Applied.Changes)
+		// reconcile waits for istiod's status on every object.
+		applied := w.Last().Sub(began.Add(time.Since(began) - mCold.Wall))
+		mCold.Objects = len(res.Applied.Changes)
+		mCold.Writes, _ = w.Take()
+		mCold.Requests = w.TakeRequests()
+		rec := reconciler.New(mc, opts)
+		if _, err := rec.Reconcile(ctx, mDir); err != nil { // a reconciler of its own, warmed once
+			b.Fatalf("first no-op reconcile: %v", err)
+		}
 		w.Take()
+		w.TakeRequests()
 
-		// No-op reconciles: the first right after the cold apply, while
-		// istiod still writes status, then four more; the median is the
-		// steady state.
-		var noops []time.Duration
-		cpuBefore := cpuTime()
+		// No-op reconciles: the median of 5.
+		var noops []peerRun
 		for range 5 {
-			start = time.Now()
-			if _, err = rec.Reconcile(ctx, mDir); err != nil {
+			run := peerRun{Engine: "meshcd", Objects: mCold.Objects, Note: "a whole reconcile: render, validate, apply, prune, istiod's status"}
+			run.Wall, run.ClientCPU, run.APIServerCPU, run.ClusterCPU = measure(cluster, func() { _, err = rec.Reconcile(ctx, mDir) })
+			if err != nil {
 				b.Fatalf("no-op reconcile: %v", err)
 			}
-			noops = append(noops, time.Since(start))
+			run.Writes, _ = w.Take()
+			run.Requests = w.TakeRequests()
+			noops = append(noops, run)
 		}
-		noopCPU := (cpuTime() - cpuBefore) / 5
-		noopWrites, _ := w.Take()
-		firstNoop := noops[0]
-		slices.Sort(noops)
-		noop := noops[len(noops)/2]
+		slices.SortFunc(noops, func(a, b peerRun) int { return int(a.Wall - b.Wall) })
+		mNoop := noops[len(noops)/2]
+		noopWrites := 0
+		for _, n := range noops {
+			noopWrites += n.Writes
+		}
+		rep.NoopRuns["meshcd"] = len(noops)
+		rep.Cold = []peerRun{kCold, fCold, mCold}
+		rep.Noop = []peerRun{kNoop, fNoop, mNoop}
 
-		// Drift: a kubectl-label change on one namespace.
+		// Drift: 100 events of three kinds, each reported by the watch.
 		desired, err := rec.Desired(ctx, mDir)
 		if err != nil {
 			b.Fatal(err)
 		}
 		watchCtx, cancel := context.WithCancel(ctx)
-		events := make(chan drift.Event, 4)
+		events := make(chan drift.Event, 64)
 		watcher := newWatcher(b, cluster, mc)
 		synced := make(chan struct{})
 		watcher.Synced = func() { close(synced) }
@@ -274,40 +667,56 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		case <-time.After(2 * time.Minute):
 			b.Fatal("the drift watch did not sync in 2 min")
 		}
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: mNS[0]}}
-		changed := time.Now()
-		patchLabel(b, mc, ns, ambient.LabelUseWaypoint, "none")
-		var latency time.Duration
-		select {
-		case ev := <-events:
-			latency = ev.At.Sub(changed)
-		case <-time.After(30 * time.Second):
-			b.Fatal("drift not noticed in 30 s")
-		}
+		// One object per event: at a small scale, fewer events.
+		rep.Drift = driftEvents(b, ctx, mc, events, mNS, svcCount, min(100, 3*nsCount*svcCount))
 		cancel()
+		// Correct the drift as `meshcd run --drift-mode correct` would, taking
+		// the fields back from the other managers.
+		forced := opts
+		forced.Apply.Force = true
+		if _, err := reconciler.New(mc, forced).Reconcile(ctx, mDir); err != nil {
+			b.Fatalf("correcting reconcile: %v", err)
+		}
+		if n, _ := w.Take(); n < min(100, 3*nsCount*svcCount) {
+			b.Fatalf("the correcting reconcile wrote %d objects for %d drift events", n, min(100, 3*nsCount*svcCount))
+		}
 		stopLists()
 
-		b.ReportMetric(float64(objects), "objects")
-		b.ReportMetric(kubectl.Seconds(), "kubectl-apply-s")
-		b.ReportMetric(cold.Seconds(), "meshcd-cold-s")
-		b.ReportMetric(cold.Seconds()/kubectl.Seconds(), "meshcd/kubectl")
+		// Memory: a meshcd run process of its own holding the spec.
+		rep.RSS, rep.Owned = runRSS(b, bin, cluster, mDir, opts.Name), mCold.Objects
+		// The one-shot CLI, at 30 namespaces × 5 services.
+		rep.CLI = cliApply(b, ctx, bin, fmt.Sprintf("c%d", iter), 30, 5)
+		b.Logf("meshcd apply of %d objects: cold %s (writes %s, waypoint waits %s, health read-back %s), no-op %s",
+			rep.CLI.Objects, rep.CLI.Cold.Round(time.Millisecond), rep.CLI.Writes.Round(time.Millisecond), rep.CLI.Waypoints.Round(time.Millisecond), rep.CLI.Health.Round(time.Millisecond), rep.CLI.Noop.Round(time.Millisecond))
+		rep.Took = time.Since(began)
+
+		rep.Took = time.Since(began)
+		for _, p := range append(rep.Cold, rep.Noop...) {
+			b.Logf("%-14s %6d objects %10s %6d requests %6d writes, kube-apiserver CPU %s (%.2f ms per object), cluster %s, client %s: %s",
+				p.Engine, p.Objects, p.Wall.Round(time.Millisecond), p.Requests, p.Writes, p.APIServerCPU.Round(10*time.Millisecond),
+				float64(p.APIServerCPU.Microseconds())/1000/float64(max(1, p.Objects)), p.ClusterCPU.Round(10*time.Millisecond), p.ClientCPU.Round(10*time.Millisecond), p.Note)
+		}
+		for _, d := range rep.Drift {
+			b.Logf("drift %s: %d events, p50 %s, p99 %s, max %s", d.Kind, len(d.Latencies), percentile(d.Latencies, 50), percentile(d.Latencies, 99), slices.Max(d.Latencies))
+		}
+		b.Logf("meshcd's writes done after %s of %s; meshcd run steady RSS %.0f MiB for %d objects", applied.Round(time.Millisecond), mCold.Wall.Round(time.Millisecond), float64(rep.RSS)/(1<<20), rep.Owned)
+		b.ReportMetric(float64(mCold.Objects), "objects")
+		b.ReportMetric(kCold.Wall.Seconds(), "kubectl-cold-s")
+		b.ReportMetric(fCold.Wall.Seconds(), "flux-cold-s")
+		b.ReportMetric(mCold.Wall.Seconds(), "meshcd-cold-s")
 		b.ReportMetric(applied.Seconds(), "meshcd-apply-s")
-		b.ReportMetric(kubectlServer.Seconds(), "kubectl-cluster-cpu-s")
-		b.ReportMetric(meshcdServer.Seconds(), "meshcd-cluster-cpu-s")
-		b.ReportMetric(applied.Seconds()/kubectl.Seconds(), "meshcd-apply/kubectl")
-		b.ReportMetric(apiserverFloor.Seconds()/kubectl.Seconds(), "apiserver-floor/kubectl")
-		b.ReportMetric(clusterFloor.Seconds()/kubectl.Seconds(), "cluster-floor/kubectl")
-		b.ReportMetric(firstNoop.Seconds(), "noop-first-s")
-		b.ReportMetric(noop.Seconds(), "noop-median-s")
-		b.ReportMetric(noopCPU.Seconds(), "noop-cpu-s")
+		b.ReportMetric(fNoop.Wall.Seconds(), "flux-noop-s")
+		b.ReportMetric(float64(fNoop.Requests), "flux-noop-requests")
+		b.ReportMetric(mNoop.Wall.Seconds(), "noop-median-s")
+		b.ReportMetric(float64(mNoop.Requests), "noop-requests")
 		b.ReportMetric(float64(noopWrites), "noop-writes")
-		b.ReportMetric(float64(latency.Microseconds())/1000, "drift-ms")
-		b.ReportMetric(peakRSS(), "peak-RSS-MiB")
-		b.Logf("%d objects: kubectl apply --server-side %s, meshcd cold reconcile %s (%.2fx; its writes done after %s, %.2fx), the cluster's CPU during them %s and %s, no-op first %s, median of 5 %s (meshcd's own CPU %s each), %d writes in all 5, drift noticed after %s, peak RSS %.0f MiB",
-			objects, kubectl.Round(time.Millisecond), cold.Round(time.Millisecond), cold.Seconds()/kubectl.Seconds(), applied.Round(time.Millisecond), applied.Seconds()/kubectl.Seconds(), kubectlServer.Round(time.Second), meshcdServer.Round(time.Second), firstNoop.Round(time.Millisecond), noop.Round(time.Millisecond), noopCPU.Round(time.Millisecond), noopWrites, latency.Round(time.Millisecond), peakRSS())
-		b.Logf("the cluster's CPU by process: during kubectl %s; during meshcd %s", perProcess(kubectlProcs), perProcess(meshcdProcs))
-		b.Logf("spread over all %d cores, the CPU kubectl's apply cost the cluster takes %s (%.2fx kubectl's time), kube-apiserver's alone %s (%.2fx)",
-			runtime.NumCPU(), clusterFloor.Round(time.Second), clusterFloor.Seconds()/kubectl.Seconds(), apiserverFloor.Round(time.Second), apiserverFloor.Seconds()/kubectl.Seconds())
+		b.ReportMetric(float64(percentile(append(append(rep.Drift[0].Latencies, rep.Drift[1].Latencies...), rep.Drift[2].Latencies...), 99).Microseconds())/1000, "drift-p99-ms")
+		b.ReportMetric(float64(rep.RSS)/(1<<20), "run-RSS-MiB")
+		if path := os.Getenv("MESHCD_BENCH_REPORT"); path != "" {
+			if err := os.WriteFile(path, []byte(rep.markdown()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/dataplane"
+	"github.com/meshcd/meshcd/internal/contentkey"
 	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/admit"
 	"github.com/meshcd/meshcd/reconciler/apply"
@@ -155,20 +155,31 @@ type Reconciler struct {
 	rollouts *dataplane.Runner
 	// rendered renders a directory again only when its files changed.
 	rendered renderer.Cache
+	// shared serves the apply's lists to the read-back after a no-op;
+	// nil when Options.Lists serves them from informers.
+	shared *sharedLists
 
 	mu sync.Mutex
-	// findings are the rule catalogue's findings on the render of checked.
-	findings []rules.Finding
-	checked  *meshspec.Set
+	// findings are the rule catalogue's findings on the objects, origins
+	// and allowed rules whose key is checked.
+	findings   []rules.Finding
+	checked    contentkey.Key
+	hasChecked bool
 	// holds are the objects kept out of the applies, by holdKey.
 	holds map[string]hold
-	// intended is the inventory of intendedOf, the objects last recorded.
+	// intended is the inventory of the objects last recorded, whose
+	// identities' key is intendedOf.
 	intended   *inventory.Inventory
-	intendedOf []*unstructured.Unstructured
+	intendedOf contentkey.Key
 }
 
 // New returns a Reconciler working through c.
 func New(c client.Client, opts Options) *Reconciler {
+	var shared *sharedLists
+	if opts.Lists == nil {
+		shared = &sharedLists{Reader: c}
+		opts.Lists = shared
+	}
 	h := &health.Checker{Client: c, Lists: opts.Lists}
 	if opts.Apply.Lists == nil {
 		opts.Apply.Lists = opts.Lists
@@ -190,6 +201,7 @@ func New(c client.Client, opts Options) *Reconciler {
 		apply:  apply.New(c, h, opts.Apply),
 		health: h,
 		store:  inventory.NewStore(c, opts.Namespace, InventoryPrefix+opts.Name),
+		shared: shared,
 	}
 	r.rollouts = &dataplane.Runner{Client: c, Store: r.RolloutStore(), Istiod: opts.IstiodVersion}
 	return r
@@ -222,10 +234,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, dir string) (*Result, error)
 		return res, err
 	}
 	rendered := bundle.Objects
+	if r.shared != nil {
+		r.shared.start()
+		defer r.shared.forget()
+	}
 	if err := r.converge(ctx, bundle, rendered, res); err != nil {
 		return res, err
 	}
-	if err := r.readHealth(ctx, bundle, res); err != nil {
+	if r.shared != nil {
+		r.shared.applied(res.Applied, res.Pruned)
+	}
+	err = r.readHealth(ctx, bundle, res)
+	if r.shared != nil {
+		r.shared.forget()
+	}
+	if err != nil {
 		return res, err
 	}
 	moved, err := r.stepRollouts(ctx, bundle.Spec.Rollouts, rendered, res)
@@ -306,12 +329,14 @@ func (r *Reconciler) stepRollouts(ctx context.Context, rollouts []*meshspec.Data
 }
 
 // validate runs the rule catalogue; an error finding not allowed stops the
-// reconcile before anything is written.
-// A render the cache kept (the same spec) keeps its findings.
+// reconcile before anything is written. The same objects from the same
+// places keep their findings.
 func (r *Reconciler) validate(bundle *renderer.Bundle, res *Result) error {
+	key := contentkey.Combine(contentkey.Objects(bundle.Objects), bundle.OriginKey(), contentkey.Of(r.opts.AllowFindings))
 	r.mu.Lock()
-	if r.checked != bundle.Spec {
-		r.findings, r.checked = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings}), bundle.Spec
+	if !r.hasChecked || r.checked != key {
+		r.findings = rules.Check(bundle.Objects, rules.Options{Origin: bundle.Origin, Allow: r.opts.AllowFindings})
+		r.checked, r.hasChecked = key, true
 	}
 	res.Findings = append([]rules.Finding(nil), r.findings...)
 	r.mu.Unlock()
@@ -387,18 +412,19 @@ func (r *Reconciler) recordIntent(ctx context.Context, bundle *renderer.Bundle, 
 }
 
 // inventoryOf returns the inventory of objs, the last one again when objs
-// are the same objects as last time (a render the cache kept).
+// have the identities they had last time.
 func (r *Reconciler) inventoryOf(objs []*unstructured.Unstructured) (*inventory.Inventory, error) {
+	key := inventory.KeyOf(objs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if slices.Equal(objs, r.intendedOf) && r.intended != nil {
+	if r.intended != nil && r.intendedOf == key {
 		return r.intended, nil
 	}
 	inv, err := inventory.New(objs)
 	if err != nil {
 		return nil, err
 	}
-	r.intended, r.intendedOf = inv, slices.Clone(objs)
+	r.intended, r.intendedOf = inv, key
 	return inv, nil
 }
 

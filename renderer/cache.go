@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshcd/meshcd/internal/contentkey"
 )
 
 // Cache renders a directory again only when a file the render may read
@@ -21,13 +23,17 @@ type Cache struct {
 	mu     sync.Mutex
 	key    [sha256.Size]byte
 	bundle *Bundle
+	// content is the key of the bundle's content as rendered: a bundle
+	// changed in place since (its objects, spec or notes, which every
+	// bundle of one render shares) is rendered again, never served.
+	content contentkey.Key
 }
 
 // Render returns the bundle of dir, rendered again only when the
-// repository's files or opts changed since the last successful render.
-// The bundle's Objects and Spec must not be changed; the Bundle itself and
-// its slice are the caller's. Every bundle of one render shares its Spec,
-// so the Spec tells renders apart.
+// repository's files or opts changed since the last successful render, or
+// when what the last render returned was changed since. The Bundle itself
+// and its slice are the caller's; its objects and spec are shared with
+// the next bundles served, as long as they stay as rendered.
 func (c *Cache) Render(dir string, opts Options) (*Bundle, error) {
 	key, err := treeKey(dir, opts)
 	if err != nil {
@@ -35,17 +41,26 @@ func (c *Cache) Render(dir string, opts Options) (*Bundle, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.bundle == nil || key != c.key {
+	if c.bundle == nil || key != c.key || c.bundle.contentKey() != c.content {
 		if c.bundle, err = Render(dir, opts); err != nil {
 			c.bundle = nil
 			return nil, err
 		}
-		c.key = key
+		c.key, c.content = key, c.bundle.contentKey()
 	}
 	out := *c.bundle
 	out.Objects = append([]*unstructured.Unstructured(nil), c.bundle.Objects...)
 	return &out, nil
 }
+
+// contentKey is the key of what a bundle holds.
+func (b *Bundle) contentKey() contentkey.Key {
+	return contentkey.Combine(contentkey.Objects(b.Objects), contentkey.Of(b.Spec), contentkey.Of(b.Notes), b.OriginKey())
+}
+
+// OriginKey is the key of where each object came from: two bundles of the
+// same objects from other files or lines have other keys.
+func (b *Bundle) OriginKey() contentkey.Key { return contentkey.Of(b.origins) }
 
 // treeKey digests opts, dir's place in its repository, and every file of
 // the repository a render may read (kustomize reads anywhere inside it):

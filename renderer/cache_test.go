@@ -80,3 +80,47 @@ func TestCache_RendersAgainOnlyWhenARepositoryFileChanges(t *testing.T) {
 	write(t, filepath.Join(root, "base/cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: x}\ndata: {v: three}\n")
 	render(true, "three")
 }
+
+func TestCache_ABundleChangedInPlaceIsRenderedAgainNotServed(t *testing.T) {
+	root := tree(t, map[string]string{
+		"cm.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: x}\ndata: {v: one}\n",
+		"mesh.yaml": "apiVersion: meshcd.dev/v1alpha1\nkind: MeshNamespace\nmetadata: {name: shop}\nspec: {mtls: STRICT}\n",
+	})
+	var c Cache
+	render := func() *Bundle {
+		t.Helper()
+		b, err := c.Render(root, DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	first := render()
+	if again := render(); again.Spec != first.Spec {
+		t.Fatal("an unchanged render was not served from the cache")
+	}
+	for name, change := range map[string]func(b *Bundle){
+		"an object's field": func(b *Bundle) {
+			for _, o := range b.Objects {
+				if o.GetKind() == "ConfigMap" {
+					_ = unstructured.SetNestedField(o.Object, "changed", "data", "v")
+				}
+			}
+		},
+		"an object's label": func(b *Bundle) { b.Objects[0].SetLabels(map[string]string{"x": "y"}) },
+		"the spec":          func(b *Bundle) { b.Spec.Namespaces[0].Name = "other" },
+	} {
+		b := render()
+		change(b)
+		got := render()
+		if got.Spec == b.Spec {
+			t.Errorf("%s changed in place: the changed bundle was served again", name)
+		}
+		if data(t, got) != "one" || got.Spec.Namespaces[0].Name != "shop" {
+			t.Errorf("%s changed in place: got value %q and namespace %q, want the render of the files", name, data(t, got), got.Spec.Namespaces[0].Name)
+		}
+		if got.Objects[0].GetLabels()["x"] != "" {
+			t.Errorf("%s changed in place: the changed label was served", name)
+		}
+	}
+}

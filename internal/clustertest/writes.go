@@ -15,6 +15,8 @@ type Writes struct {
 	mu   sync.Mutex
 	seen []string
 	last time.Time
+	// requests counts every request, reads and dry-runs too.
+	requests int
 	// Before, when set, is called with the index of each write before it
 	// is sent; an error stops it there.
 	Before func(i int, req *http.Request) error
@@ -35,6 +37,9 @@ func IsWrite(req *http.Request) bool {
 // Wrap counts the writes sent through rt.
 func (w *Writes) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		w.mu.Lock()
+		w.requests++
+		w.mu.Unlock()
 		if !IsWrite(req) {
 			return rt.RoundTrip(req)
 		}
@@ -67,6 +72,16 @@ func (w *Writes) Take() (int, []string) {
 	s := w.seen
 	w.seen = nil
 	return len(s), s
+}
+
+// TakeRequests returns the number of requests of any kind since the last
+// TakeRequests, and starts counting again.
+func (w *Writes) TakeRequests() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.requests
+	w.requests = 0
+	return n
 }
 
 // First returns the first n writes since the last Take.

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/contentkey"
 	"github.com/meshcd/meshcd/meshspec"
 	"github.com/meshcd/meshcd/reconciler/foreign"
 )
@@ -101,10 +102,11 @@ type Manager struct {
 	opts      Options
 
 	mu sync.Mutex
-	// stamped are the last apply's stamped copies, by the object each was
-	// made from: objects passed again (a render the cache kept) are not
-	// copied, digested or read again, and keep what the last apply found.
-	stamped map[*unstructured.Unstructured]*stamped
+	// stamped are the last apply's stamped copies, by the content key of
+	// the object each was made from: an object passed again as it was is
+	// not copied, digested or read again, and keeps what the last apply
+	// found; one changed since, in place or not, is stamped afresh.
+	stamped map[contentkey.Key]*stamped
 
 	// beforeRemove, set by tests, runs between prune's read of a stale
 	// object and the write that removes it.
@@ -145,9 +147,7 @@ func (e *ConflictError) Unwrap() error { return e.Err }
 // rest, then the waypoint labels held back until their waypoints are ready.
 // It stops at the first stage with an error and returns what it did so far.
 //
-// Apply never changes objs, and it keeps its stamped copy of each until
-// the next Apply: an object must not be changed once it was passed (pass a
-// changed copy instead).
+// Apply never changes objs.
 func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ChangeSet, error) {
 	cs := &ChangeSet{}
 	desired, err := m.stamp(objs)
@@ -222,10 +222,11 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	m.mu.Lock()
 	prev := m.stamped
 	m.mu.Unlock()
-	next := make(map[*unstructured.Unstructured]*stamped, len(objs))
+	next := make(map[contentkey.Key]*stamped, len(objs))
 	out := make([]*stamped, 0, len(objs))
-	for _, o := range objs {
-		s, ok := prev[o]
+	keys := contentkey.Each(objs)
+	for i, o := range objs {
+		s, ok := prev[keys[i]]
 		if !ok {
 			d := o.DeepCopy()
 			if err := Stamp(d); err != nil {
@@ -233,7 +234,7 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 			}
 			s = newStamped(d)
 		}
-		next[o] = s
+		next[keys[i]] = s
 		out = append(out, s)
 	}
 	m.mu.Lock()

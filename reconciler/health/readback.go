@@ -35,17 +35,20 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 	c.mu.Lock()
 	prev := c.judged
 	c.mu.Unlock()
-	next := make(map[*unstructured.Unstructured]judgement, len(objs))
+	next := make(map[judged]judgement, len(objs))
+	keys := make([]judged, len(objs))
 	kinds := map[schema.GroupVersionKind]bool{}
-	for _, o := range objs {
-		j, ok := prev[o]
+	for i, o := range objs {
+		gvk := o.GroupVersionKind()
+		k := judged{gvk, ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}}
+		keys[i] = k
+		j, ok := prev[k]
 		if !ok {
-			gvk := o.GroupVersionKind()
-			j = judgement{gvk: gvk, ref: ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}, object: meshspec.RefOf(o).String()}
+			j = judgement{object: meshspec.RefOf(o).String()}
 		}
-		next[o] = j
-		if reported[j.ref.gk] {
-			kinds[j.gvk] = true
+		next[k] = j
+		if reported[k.ref.gk] {
+			kinds[gvk] = true
 		}
 	}
 	snap, err := c.snapshot(ctx, kinds)
@@ -53,19 +56,19 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 		return nil, err
 	}
 	var out []Report
-	for _, o := range objs {
-		j := next[o]
-		live := snap.objects[j.ref]
+	for _, k := range keys {
+		j := next[k]
+		live := snap.objects[k.ref]
 		if live == nil {
 			continue
 		}
 		if rv := live.GetResourceVersion(); rv == "" || rv != j.rv {
-			j.report, j.reported = snap.report(j, live)
+			j.report, j.reported = snap.report(k.ref.gk, j.object, live)
 			j.rv = ""
-			if judgedAlone(j.ref.gk, j.report) {
+			if judgedAlone(k.ref.gk, j.report) {
 				j.rv = rv
 			}
-			next[o] = j
+			next[k] = j
 		}
 		if j.reported {
 			out = append(out, j.report)
@@ -78,12 +81,17 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 	return out, nil
 }
 
-// judgement is what a read-back knows of one desired object: its kind and
-// name and, while rv is set, its report as judged from the live copy at
-// that resourceVersion.
+// judged keys a judgement by what the desired object says of itself: its
+// kind, version, namespace and name. A report reads nothing else of it.
+type judged struct {
+	gvk schema.GroupVersionKind
+	ref ref
+}
+
+// judgement is what a read-back knows of one desired object: its name as
+// reported and, while rv is set, its report as judged from the live copy
+// at that resourceVersion.
 type judgement struct {
-	gvk      schema.GroupVersionKind
-	ref      ref
 	object   string
 	rv       string
 	report   Report
@@ -139,9 +147,9 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 }
 
 // report judges one object from its live copy and the snapshot.
-func (s *snapshot) report(j judgement, live *unstructured.Unstructured) (Report, bool) {
-	r := Report{Object: j.object}
-	switch j.ref.gk {
+func (s *snapshot) report(gk schema.GroupKind, object string, live *unstructured.Unstructured) (Report, bool) {
+	r := Report{Object: object}
+	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
 			return r, false

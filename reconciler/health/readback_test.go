@@ -65,3 +65,23 @@ func TestReadBack_JudgesAgainOnlyAChangedLiveCopy(t *testing.T) {
 		t.Fatalf("a new resourceVersion with WaypointBound=True must be healthy again: %+v", r)
 	}
 }
+
+func TestReadBack_ADesiredObjectRenamedInPlaceIsNotServedTheOldVerdict(t *testing.T) {
+	desired := service("", "True")
+	lists := &listed{svc: service("1", "True")}
+	c := &Checker{Lists: lists}
+	reports, err := c.ReadBack(context.Background(), []*unstructured.Unstructured{desired})
+	if err != nil || len(reports) != 1 || !reports[0].Healthy {
+		t.Fatalf("a bound Service must be healthy: %v, %+v", err, reports)
+	}
+	// The same desired object, renamed in place: the live Service of the
+	// new name is unhealthy, at the resourceVersion the old one was judged.
+	desired.SetName("payments")
+	renamed := service("1", "False")
+	renamed.SetName("payments")
+	lists.svc = renamed
+	reports, err = c.ReadBack(context.Background(), []*unstructured.Unstructured{desired})
+	if err != nil || len(reports) != 1 || reports[0].Healthy || reports[0].Object != "Service shop/payments" {
+		t.Fatalf("the renamed object was served the verdict of the old name: %v, %+v", err, reports)
+	}
+}

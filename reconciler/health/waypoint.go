@@ -22,8 +22,10 @@ type Checker struct {
 	Lists client.Reader
 
 	mu sync.Mutex
-	// judged is the last read-back's judgement of each desired object.
-	judged map[*unstructured.Unstructured]judgement
+	// judged is the last read-back's judgement of each desired object, by
+	// its identity: a verdict holds while the live object keeps its
+	// resourceVersion.
+	judged map[judged]judgement
 }
 
 var (

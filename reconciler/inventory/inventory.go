@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/contentkey"
 )
 
 // Entry is one object meshcd applied.
@@ -97,6 +98,19 @@ func New(objs []*unstructured.Unstructured) (*Inventory, error) {
 	}
 	inv.sort()
 	return inv, nil
+}
+
+// KeyOf is the key of what New reads off objs: two lists of objects with
+// the same identities, in the same order, have the same key.
+func KeyOf(objs []*unstructured.Unstructured) contentkey.Key {
+	keys := make([]contentkey.Key, 0, 5*len(objs))
+	for _, o := range objs {
+		meta, _ := o.Object["metadata"].(map[string]any)
+		annotations, _ := meta["annotations"].(map[string]any)
+		keys = append(keys, contentkey.Of(o.Object["apiVersion"]), contentkey.Of(o.Object["kind"]),
+			contentkey.Of(meta["namespace"]), contentkey.Of(meta["name"]), contentkey.Of(annotations[ambient.AnnotationOwnership]))
+	}
+	return contentkey.Combine(keys...)
 }
 
 func (inv *Inventory) sort() {

@@ -106,3 +106,47 @@ func TestEntryObject_MalformedIDIsAnError(t *testing.T) {
 		t.Fatal("want an error for a malformed id")
 	}
 }
+
+func TestKeyOf_ChangesWithAnIdentityChangedInPlace(t *testing.T) {
+	objs := []*unstructured.Unstructured{obj("v1", "Service", "shop", "orders", false), obj("v1", "Namespace", "", "shop", true)}
+	key := KeyOf(objs)
+	if KeyOf([]*unstructured.Unstructured{obj("v1", "Service", "shop", "orders", false), obj("v1", "Namespace", "", "shop", true)}) != key {
+		t.Fatal("the same identities at other pointers got another key")
+	}
+	for name, change := range map[string]func(o *unstructured.Unstructured){
+		"renamed":       func(o *unstructured.Unstructured) { o.SetName("payments") },
+		"moved":         func(o *unstructured.Unstructured) { o.SetNamespace("web") },
+		"other version": func(o *unstructured.Unstructured) { o.SetAPIVersion("v2") },
+		"other kind":    func(o *unstructured.Unstructured) { o.SetKind("Endpoints") },
+		"partially owned": func(o *unstructured.Unstructured) {
+			o.SetAnnotations(map[string]string{ambient.AnnotationOwnership: ambient.OwnershipPartial})
+		},
+	} {
+		o := obj("v1", "Service", "shop", "orders", false)
+		changed := []*unstructured.Unstructured{o, objs[1]}
+		change(o)
+		if KeyOf(changed) == key {
+			t.Errorf("%s in place: the key did not change", name)
+		}
+	}
+}
+
+func TestStoreDecode_ServesNeitherACallersChangeNorAnOldEncoding(t *testing.T) {
+	s := NewStore(nil, "meshcd-system", "meshcd-inventory-default")
+	raw := `{"entries":[{"id":"shop_orders__Service","v":"v1"}]}`
+	first, err := s.decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Entries[0].ID = "changed by the caller"
+	again, err := s.decode(raw)
+	if err != nil || again.Entries[0].ID != "shop_orders__Service" {
+		t.Fatalf("got %+v, %v: a caller's change to a decoded inventory was served", again, err)
+	}
+	// Another encoding of the same length is decoded afresh.
+	other := `{"entries":[{"id":"shop_orderz__Service","v":"v1"}]}`
+	got, err := s.decode(other)
+	if err != nil || got.Entries[0].ID != "shop_orderz__Service" {
+		t.Fatalf("got %+v, %v: the old encoding's inventory was served", got, err)
+	}
+}
