@@ -139,9 +139,9 @@ func (r *Result) render(docs []*Document) (*renderer.Bundle, error) {
 // then is what follows each step's merge.
 var then = map[step]string{
 	stepWaypoint:  "wait until Gateway {ns}/waypoint is Programmed and its Deployment has a ready replica (`kubectl -n {ns} wait --for=condition=Programmed gateway/waypoint`)",
-	stepPolicies:  "check that istiod accepted the waypoint policies (`meshcd status`: WaypointAccepted, no UnsupportedValue)",
-	stepAmbient:   "the pods keep their sidecars while injection is on; meshcd writes istio.io/use-waypoint only once the waypoint is ready",
-	stepInjection: "restart the workloads of {ns} (`kubectl -n {ns} rollout restart deployment`) and wait until no pod has an istio-proxy container",
+	stepPolicies:  "the waypoint policies exist but are not in force yet: istiod reports WaypointAccepted=False until their Services are bound to the waypoint in the next stage (WaypointPolicyStatusCollection in pilot/pkg/serviceregistry/ambient/policies.go); the sidecars still enforce the old policies",
+	stepAmbient:   "the pods keep their sidecars while injection is on; meshcd writes istio.io/use-waypoint only once the waypoint is ready; check that istiod now accepts the waypoint policies (`meshcd status`: WaypointAccepted=True). Until the prune stage, istiod marks an old selector policy with HTTP rules ZtunnelAccepted with reason UnsupportedValue, so `meshcd status` reports it unhealthy: expected, the sidecars enforce it",
+	stepInjection: "this stage changes the istio-injection label another tool set: apply it with `meshcd apply --force` (meshcd run applies with force); then restart the workloads of {ns} (`kubectl -n {ns} rollout restart deployment`) and wait until no pod has an istio-proxy container",
 	stepPrune:     "the sidecar-era policies are pruned; if the mass-prune guard holds them, allow exactly that digest (`meshcd allow-prune`)",
 }
 
