@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,11 +167,7 @@ func loadChunk(file string, c chunk) (*Set, error) {
 			break
 		}
 		if err != nil {
-			line, msg := yamlError(err)
-			if line > 0 {
-				line += c.line - 1
-			}
-			errs = append(errs, &FieldError{Position: Position{File: file, Line: line}, Message: "malformed YAML: " + msg})
+			errs = append(errs, syntaxError(file, c, err))
 			break
 		}
 		shiftLines(&doc, c.line-1)
@@ -717,40 +714,62 @@ func scalarField(m *yaml.Node, key string) string {
 	return ""
 }
 
-// yamlParserProblems are the messages of yaml.v3's parser (not its scanner).
-// For them yaml.v3 reports the zero-based line of the collection being parsed,
-// one less than the line a reader counts.
-var yamlParserProblems = map[string]bool{
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected <document start>": true,
-	"did not find expected <stream-start>":   true,
-	"did not find expected key":              true,
-	"did not find expected node content":     true,
-	"found duplicate %TAG directive":         true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found undefined tag handle":             true,
+// syntaxError reports a YAML syntax error of a chunk at the line and column
+// where the document stops being valid. yaml.v3's message names only a line,
+// and for a parser error the line where the enclosing construct starts (one
+// too few, too), not where the problem is; so the place is found again: it is
+// the shortest prefix of the chunk that fails with the same problem, and its
+// last character is the one the parser could not accept.
+func syntaxError(file string, c chunk, err error) *FieldError {
+	problem := yamlProblem(err)
+	pos := Position{File: file}
+	failsAlike := func(n int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(c.data[:n]))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if err == nil {
+				continue
+			}
+			return !errors.Is(err, io.EOF) && yamlProblem(err) == problem
+		}
+	}
+	if n := sort.Search(len(c.data)+1, failsAlike); n > 0 && n <= len(c.data) {
+		pos.Line, pos.Column = lineColumn(c.data, n-1)
+		pos.Line += c.line - 1
+	}
+	return &FieldError{Position: pos, Message: "malformed YAML: " + problem + flowHints[problem]}
 }
 
-// yamlError splits a yaml.v3 error into the one-based line it names (0 when
-// none) and its message without the "yaml: line N:" prefix.
-func yamlError(err error) (int, string) {
+// flowHints say what to do about the problems of flow collections: most
+// prefixes of an unfinished { or [ fail alike, so their position is a
+// character inside the collection, whether it misses its closing bracket
+// or a comma.
+var flowHints = map[string]string{
+	"did not find expected ',' or '}'": "; a { up to here is not closed, or its entries miss a comma",
+	"did not find expected ',' or ']'": "; a [ up to here is not closed, or its entries miss a comma",
+}
+
+// yamlProblem returns a yaml.v3 error's message without its "yaml: line N:"
+// prefix.
+func yamlProblem(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	rest, ok := strings.CutPrefix(msg, "line ")
-	if !ok {
-		return 0, msg
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, problem, ok := strings.Cut(rest, ": "); ok {
+			if _, err := strconv.Atoi(num); err == nil {
+				return problem
+			}
+		}
 	}
-	num, problem, ok := strings.Cut(rest, ": ")
-	line, convErr := strconv.Atoi(num)
-	if !ok || convErr != nil {
-		return 0, msg
-	}
-	if yamlParserProblems[problem] {
-		line++
-	}
-	return line, problem
+	return msg
+}
+
+// lineColumn returns the one-based line and column, counted in characters,
+// of the byte at offset in data.
+func lineColumn(data []byte, offset int) (int, int) {
+	before := data[:offset]
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return bytes.Count(before, []byte("\n")) + 1, utf8.RuneCount(before[start:]) + 1
 }
 
 // sortErrors orders field errors by file and position, for stable output.

@@ -326,13 +326,13 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 		data: lines("apiVersion: v1", "kind: ConfigMap", "data: {a: b}"),
 		want: [][2]string{{`t.yaml:1:1: ConfigMap: metadata.name: `, `a manifest needs a name`}},
 	}, {
-		name: "MalformedYAMLGivesLine",
+		name: "MalformedYAMLGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: broken", "data:", "  a: b"),
-		want: [][2]string{{`t.yaml:3: `, `malformed YAML: did not find expected ',' or '}'`}},
+		want: [][2]string{{`t.yaml:3:12: `, `malformed YAML: did not find expected ',' or '}'`}},
 	}, {
-		name: "MalformedYAMLScannerErrorGivesLine",
+		name: "MalformedYAMLScannerErrorGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: x", "  labels: app: x"),
-		want: [][2]string{{`t.yaml:5: `, `malformed YAML: mapping values are not allowed in this context`}},
+		want: [][2]string{{`t.yaml:5:14: `, `malformed YAML: mapping values are not allowed in this context`}},
 	}, {
 		name: "NonMappingDocument",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: ok}", "---", "- apiVersion: v1", "  kind: ConfigMap"),
