@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
+	"regexp"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,7 +220,7 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 	if items, ok := listItems(doc, kind); ok {
 		return loadList(set, file, items, budget)
 	}
-	w := &walker{file: file, object: objectOf(doc, kind), budget: budget, positions: map[string]Position{}}
+	w := &walker{file: file, object: objectOf(doc, kind), kind: kind, budget: budget, positions: map[string]Position{}}
 	if strings.HasPrefix(apiVersion, Group+"/") {
 		return loadSpec(set, w, doc, pos, apiVersion, kind)
 	}
@@ -357,7 +360,9 @@ func (d *document) at(path string) Position {
 type walker struct {
 	file string
 	// object is "Kind namespace/name" of the document, when its metadata is readable.
-	object    string
+	object string
+	// kind is the document's kind, which explain takes.
+	kind      string
 	budget    *int
 	exhausted bool
 	errs      []error
@@ -437,10 +442,7 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 		}
 		return n.Value
 	case t == objectMetaType:
-		return w.fields(n, path, func(key string) (reflect.Type, bool) {
-			ft, ok := objectMetaFields[key]
-			return ft, ok
-		}, "only name, namespace, labels and annotations")
+		return w.fields(n, path, objectMetaFields, "only name, namespace, labels and annotations are read here")
 	case t.Kind() == reflect.Struct:
 		return w.fields(n, path, structFields(t), "")
 	case t.Kind() == reflect.Map:
@@ -508,8 +510,10 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 	return nil
 }
 
-// fields converts a mapping node into a struct's fields, refusing unknown keys.
-func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.Type, bool), known string) any {
+// fields converts a mapping node into a struct's fields, refusing unknown
+// keys with a did-you-mean and, when known is empty, the explain command
+// that lists the fields.
+func (w *walker) fields(n *yaml.Node, path string, fields map[string]reflect.Type, known string) any {
 	if n.Kind != yaml.MappingNode {
 		w.fail(n, path, "want a mapping, not a %s", nodeKind(n))
 		return nil
@@ -518,15 +522,9 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		p := join(path, k.Value)
-		ft, ok := lookup(k.Value)
+		ft, ok := fields[k.Value]
 		if !ok {
-			hint := known
-			if hint == "" {
-				hint = "check the spelling against the JSON Schema in meshspec/schema"
-			} else {
-				hint = hint + " are read here"
-			}
-			w.fail(k, p, "unknown field %q; %s", k.Value, hint)
+			w.fail(k, p, "%s", unknownField(k.Value, fields, known, w.kind, path))
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
@@ -539,10 +537,64 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 	return out
 }
 
-// structFields returns a lookup of t's JSON field names, inline fields included.
-func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
+// unknownField says that key is not one of fields, suggests the closest
+// field when it is near enough to be a typo, and says where the fields
+// are listed: known, or "meshcd explain KIND.PATH".
+func unknownField(key string, fields map[string]reflect.Type, known, kind, path string) string {
+	msg := "unknown field; "
+	if s := closest(key, slices.Sorted(maps.Keys(fields))); s != "" {
+		msg += "did you mean " + s + "? "
+	}
+	if known != "" {
+		return msg + known
+	}
+	ref := kind
+	if p := indexRE.ReplaceAllString(path, ""); p != "" {
+		ref += "." + p
+	}
+	return msg + "`meshcd explain " + ref + "` lists the fields"
+}
+
+// indexRE matches the list indices of a field path, which explain does not take.
+var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
+
+// closest returns the candidate nearest to word by edit distance, when it
+// is at most a third of word's length (at least 1) away; "" otherwise.
+func closest(word string, candidates []string) string {
+	best, bestDist := "", max(1, len(word)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// structFields returns t's fields by JSON name, inline fields included.
+func structFields(t reflect.Type) map[string]reflect.Type {
 	if f, ok := fieldCache.Load(t); ok {
-		return f.(func(string) (reflect.Type, bool))
+		return f.(map[string]reflect.Type)
 	}
 	fields := map[string]reflect.Type{}
 	var collect func(t reflect.Type)
@@ -562,15 +614,12 @@ func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
 		}
 	}
 	collect(t)
-	lookup := func(key string) (reflect.Type, bool) {
-		ft, ok := fields[key]
-		return ft, ok
-	}
-	fieldCache.Store(t, lookup)
-	return lookup
+	fieldCache.Store(t, fields)
+	return fields
 }
 
-// fieldCache holds structFields' lookups by type: types never change.
+// fieldCache holds structFields' maps by type: types never change, and the
+// maps are only read.
 var fieldCache sync.Map
 
 // generic converts a node of a plain manifest into JSON-ready values.
