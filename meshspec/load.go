@@ -542,7 +542,7 @@ func (w *walker) fields(n *yaml.Node, path string, fields map[string]reflect.Typ
 // are listed: known, or "meshcd explain KIND.PATH".
 func unknownField(key string, fields map[string]reflect.Type, known, kind, path string) string {
 	msg := "unknown field; "
-	if s := closest(key, slices.Sorted(maps.Keys(fields))); s != "" {
+	if s := Closest(key, slices.Sorted(maps.Keys(fields))); s != "" {
 		msg += "did you mean " + s + "? "
 	}
 	if known != "" {
@@ -558,9 +558,10 @@ func unknownField(key string, fields map[string]reflect.Type, known, kind, path 
 // indexRE matches the list indices of a field path, which explain does not take.
 var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
 
-// closest returns the candidate nearest to word by edit distance, when it
-// is at most a third of word's length (at least 1) away; "" otherwise.
-func closest(word string, candidates []string) string {
+// Closest returns the candidate nearest to word by edit distance, case
+// ignored, when it is at most a third of word's length (at least 1) away:
+// the did-you-mean of a misspelt name. It returns "" when none is that close.
+func Closest(word string, candidates []string) string {
 	best, bestDist := "", max(1, len(word)/3)+1
 	for _, c := range candidates {
 		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestDist {
