@@ -767,9 +767,11 @@ func scalarField(m *yaml.Node, key string) string {
 // syntaxError reports a YAML syntax error of a chunk at the line and column
 // where the document stops being valid. yaml.v3's message names only a line,
 // and for a parser error the line where the enclosing construct starts (one
-// too few, too), not where the problem is; so the place is found again: it is
-// the shortest prefix of the chunk that fails with the same problem, and its
-// last character is the one the parser could not accept.
+// too few, too), not where the problem is; so the place is found again, by
+// bisecting the chunk for a prefix that fails with the same problem while
+// the prefix one byte shorter does not: its last character is one the parser
+// could not accept. Prefixes that end inside a flow collection all fail
+// alike, so there the place is inside the collection (see flowHints).
 func syntaxError(file string, c chunk, err error) *FieldError {
 	problem := yamlProblem(err)
 	pos := Position{File: file}
