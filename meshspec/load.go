@@ -770,10 +770,10 @@ func scalarField(m *yaml.Node, key string) string {
 // too few, too), not where the problem is; so the place is found again, by
 // bisecting the chunk for a prefix that fails with the same problem while
 // the prefix one byte shorter does not: its last character is one the parser
-// could not accept. Prefixes that end inside a flow collection all fail
-// alike, so there the place is inside the collection (see flowHints).
+// could not accept, or, for a flow collection, its opening bracket (see
+// flowHints).
 func syntaxError(file string, c chunk, err error) *FieldError {
-	problem := yamlProblem(err)
+	line, problem := yamlProblem(err)
 	pos := Position{File: file}
 	failsAlike := func(n int) bool {
 		dec := yaml.NewDecoder(bytes.NewReader(c.data[:n]))
@@ -783,37 +783,96 @@ func syntaxError(file string, c chunk, err error) *FieldError {
 			if err == nil {
 				continue
 			}
-			return !errors.Is(err, io.EOF) && yamlProblem(err) == problem
+			_, p := yamlProblem(err)
+			return !errors.Is(err, io.EOF) && p == problem
 		}
 	}
-	if n := sort.Search(len(c.data)+1, failsAlike); n > 0 && n <= len(c.data) {
-		pos.Line, pos.Column = lineColumn(c.data, n-1)
+	// yaml.v3's line is never after the problem's, and at most one before
+	// the construct's; the problem is most often within a few lines of it.
+	// Searching there first keeps a large document from being parsed
+	// twenty times over.
+	lo, hi := 0, len(c.data)
+	if line > 0 {
+		lo = lineStart(c.data, line-1)
+		if end := lineStart(c.data, line+3); end < hi && failsAlike(end) {
+			hi = end
+		}
+	}
+	if n := lo + sort.Search(hi-lo+1, func(i int) bool { return failsAlike(lo + i) }); n > 0 && n <= hi {
+		at := n - 1
+		if hint, ok := flowHints[problem]; ok {
+			// The bracket left open where the search ends, else the one
+			// around the place found, whose entries miss a comma.
+			open := openBracket(c.data[:hi], hint.open, hint.close)
+			if open < 0 || open >= n {
+				open = openBracket(c.data[:n], hint.open, hint.close)
+			}
+			if open >= 0 {
+				at = open
+			}
+		}
+		pos.Line, pos.Column = lineColumn(c.data, at)
 		pos.Line += c.line - 1
 	}
-	return &FieldError{Position: pos, Message: "malformed YAML: " + problem + flowHints[problem]}
+	return &FieldError{Position: pos, Message: "malformed YAML: " + problem + flowHints[problem].text}
 }
 
-// flowHints say what to do about the problems of flow collections: most
-// prefixes of an unfinished { or [ fail alike, so their position is a
-// character inside the collection, whether it misses its closing bracket
-// or a comma.
-var flowHints = map[string]string{
-	"did not find expected ',' or '}'": "; a { up to here is not closed, or its entries miss a comma",
-	"did not find expected ',' or ']'": "; a [ up to here is not closed, or its entries miss a comma",
+// openBracket returns the offset of the last bracket open in data that is
+// not closed in it, or -1.
+func openBracket(data []byte, open, close byte) int {
+	depth := 0
+	for i := len(data) - 1; i >= 0; i-- {
+		switch data[i] {
+		case close:
+			depth++
+		case open:
+			if depth == 0 {
+				return i
+			}
+			depth--
+		}
+	}
+	return -1
 }
 
-// yamlProblem returns a yaml.v3 error's message without its "yaml: line N:"
-// prefix.
-func yamlProblem(err error) string {
+// flowHints say what to do about the problems of flow collections. Any
+// prefix of an unfinished { or [ fails alike, so the place found is only
+// somewhere inside the collection: it is reported at its opening bracket,
+// which misses its closing one, or whose entries miss a comma.
+var flowHints = map[string]struct {
+	open, close byte
+	text        string
+}{
+	"did not find expected ',' or '}'": {'{', '}', "; this { is not closed, or its entries miss a comma"},
+	"did not find expected ',' or ']'": {'[', ']', "; this [ is not closed, or its entries miss a comma"},
+}
+
+// yamlProblem splits a yaml.v3 error into the line it names (0 when none)
+// and its message without the "yaml: line N:" prefix.
+func yamlProblem(err error) (int, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, problem, ok := strings.Cut(rest, ": "); ok {
-			if _, err := strconv.Atoi(num); err == nil {
-				return problem
+			if line, err := strconv.Atoi(num); err == nil {
+				return line, problem
 			}
 		}
 	}
-	return msg
+	return 0, msg
+}
+
+// lineStart returns the offset of the one-based line in data, or len(data)
+// when data has fewer lines.
+func lineStart(data []byte, line int) int {
+	off := 0
+	for ; line > 1; line-- {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			return len(data)
+		}
+		off += i + 1
+	}
+	return off
 }
 
 // lineColumn returns the one-based line and column, counted in characters,

@@ -328,7 +328,7 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 	}, {
 		name: "MalformedYAMLGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: broken", "data:", "  a: b"),
-		want: [][2]string{{`t.yaml:3:12: `, `malformed YAML: did not find expected ',' or '}'`}},
+		want: [][2]string{{`t.yaml:3:11: `, `malformed YAML: did not find expected ',' or '}'`}},
 	}, {
 		name: "MalformedYAMLScannerErrorGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: x", "  labels: app: x"),

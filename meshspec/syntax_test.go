@@ -20,7 +20,11 @@ func TestLoad_YAMLSyntaxErrorsNameLineAndColumn(t *testing.T) {
 	}, {
 		name: "UnclosedFlowMap",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: broken", "data:", "  a: b"),
-		want: "t.yaml:3:12: malformed YAML: did not find expected ',' or '}'; a { up to here is not closed, or its entries miss a comma",
+		want: "t.yaml:3:11: malformed YAML: did not find expected ',' or '}'; this { is not closed, or its entries miss a comma",
+	}, {
+		name: "UnclosedFlowMapAroundAClosedOne",
+		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: cfg,", "  labels: {app: x}", "data:", "  a: b"),
+		want: "t.yaml:3:11: malformed YAML: did not find expected ',' or '}'; this { is not closed, or its entries miss a comma",
 	}, {
 		name: "ListItemIndentedShort",
 		data: lines("apiVersion: v1", "kind: List", "items:", "  - apiVersion: v1", "    kind: ConfigMap", "   metadata: {name: cfg}"),
@@ -40,7 +44,7 @@ func TestLoad_YAMLSyntaxErrorsNameLineAndColumn(t *testing.T) {
 	}, {
 		name: "MissingCommaInFlowList",
 		data: lines("apiVersion: v1", "kind: ConfigMap", `metadata: {name: cfg, finalizers: ["a" "b"]}`),
-		want: "t.yaml:3:42: malformed YAML: did not find expected ',' or ']'; a [ up to here is not closed, or its entries miss a comma",
+		want: "t.yaml:3:35: malformed YAML: did not find expected ',' or ']'; this [ is not closed, or its entries miss a comma",
 	}, {
 		name: "ThirdDocumentCountsTheLinesBefore",
 		data: lines(nsHead, "  mtls: STRICT", "---", "apiVersion: v1", "kind: ConfigMap", "metadata: {name: a}", "---", "apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: b", "  labels: app: b"),
