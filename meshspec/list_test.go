@@ -159,7 +159,7 @@ func TestLoadJSON_RefusesWithFileLineAndColumn(t *testing.T) {
 		{"Truncated", "{\"apiVersion\": \"v1\",\n \"kind\": [", [2]string{"t.json:2:11: ", "malformed JSON: unexpected EOF"}},
 		{"NotAnObject", "\n  [1, 2]", [2]string{"t.json:2:3: ", "a document must be a mapping with apiVersion and kind"}},
 		{"DuplicateKey", `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "name": "b"}}`, [2]string{"t.json:1:69: ConfigMap a: metadata.name: ", "key is set twice"}},
-		{"UnknownSpecField", "{\"apiVersion\": \"meshcd.dev/v1alpha1\", \"kind\": \"MeshNamespace\",\n \"metadata\": {\"name\": \"shop\"}, \"spec\": {\"mtlz\": \"STRICT\"}}", [2]string{"t.json:2:41: MeshNamespace shop: spec.mtlz: ", `unknown field "mtlz"`}},
+		{"UnknownSpecField", "{\"apiVersion\": \"meshcd.dev/v1alpha1\", \"kind\": \"MeshNamespace\",\n \"metadata\": {\"name\": \"shop\"}, \"spec\": {\"mtlz\": \"STRICT\"}}", [2]string{"t.json:2:41: MeshNamespace shop: spec.mtlz: ", "unknown field; did you mean mtls? `meshcd explain MeshNamespace.spec` lists the fields"}},
 		{"ListItem", `{"apiVersion": "v1", "kind": "List", "items": [{"kind": "ConfigMap"}]}`, [2]string{"t.json:1:48: items[0]: ", "document has no apiVersion or kind"}},
 		{"TooDeep", strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), [2]string{"t.json:1:", "JSON nests deeper than 10000 levels"}},
 	} {

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
+	"regexp"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,11 +170,7 @@ func loadChunk(file string, c chunk) (*Set, error) {
 			break
 		}
 		if err != nil {
-			line, msg := yamlError(err)
-			if line > 0 {
-				line += c.line - 1
-			}
-			errs = append(errs, &FieldError{Position: Position{File: file, Line: line}, Message: "malformed YAML: " + msg})
+			errs = append(errs, syntaxError(file, c, err))
 			break
 		}
 		shiftLines(&doc, c.line-1)
@@ -220,7 +220,7 @@ func loadDocument(set *Set, file string, doc *yaml.Node, budget *int) error {
 	if items, ok := listItems(doc, kind); ok {
 		return loadList(set, file, items, budget)
 	}
-	w := &walker{file: file, object: objectOf(doc, kind), budget: budget, positions: map[string]Position{}}
+	w := &walker{file: file, object: objectOf(doc, kind), kind: kind, budget: budget, positions: map[string]Position{}}
 	if strings.HasPrefix(apiVersion, Group+"/") {
 		return loadSpec(set, w, doc, pos, apiVersion, kind)
 	}
@@ -360,7 +360,9 @@ func (d *document) at(path string) Position {
 type walker struct {
 	file string
 	// object is "Kind namespace/name" of the document, when its metadata is readable.
-	object    string
+	object string
+	// kind is the document's kind, which explain takes.
+	kind      string
 	budget    *int
 	exhausted bool
 	errs      []error
@@ -440,10 +442,7 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 		}
 		return n.Value
 	case t == objectMetaType:
-		return w.fields(n, path, func(key string) (reflect.Type, bool) {
-			ft, ok := objectMetaFields[key]
-			return ft, ok
-		}, "only name, namespace, labels and annotations")
+		return w.fields(n, path, objectMetaFields, "only name, namespace, labels and annotations are read here")
 	case t.Kind() == reflect.Struct:
 		return w.fields(n, path, structFields(t), "")
 	case t.Kind() == reflect.Map:
@@ -511,8 +510,10 @@ func (w *walker) typed(n *yaml.Node, t reflect.Type, path string) any {
 	return nil
 }
 
-// fields converts a mapping node into a struct's fields, refusing unknown keys.
-func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.Type, bool), known string) any {
+// fields converts a mapping node into a struct's fields, refusing unknown
+// keys with a did-you-mean and, when known is empty, the explain command
+// that lists the fields.
+func (w *walker) fields(n *yaml.Node, path string, fields map[string]reflect.Type, known string) any {
 	if n.Kind != yaml.MappingNode {
 		w.fail(n, path, "want a mapping, not a %s", nodeKind(n))
 		return nil
@@ -521,15 +522,9 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		p := join(path, k.Value)
-		ft, ok := lookup(k.Value)
+		ft, ok := fields[k.Value]
 		if !ok {
-			hint := known
-			if hint == "" {
-				hint = "check the spelling against the JSON Schema in meshspec/schema"
-			} else {
-				hint = hint + " are read here"
-			}
-			w.fail(k, p, "unknown field %q; %s", k.Value, hint)
+			w.fail(k, p, "%s", unknownField(k.Value, fields, known, w.kind, path))
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
@@ -542,10 +537,65 @@ func (w *walker) fields(n *yaml.Node, path string, lookup func(string) (reflect.
 	return out
 }
 
-// structFields returns a lookup of t's JSON field names, inline fields included.
-func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
+// unknownField says that key is not one of fields, suggests the closest
+// field when it is near enough to be a typo, and says where the fields
+// are listed: known, or "meshcd explain KIND.PATH".
+func unknownField(key string, fields map[string]reflect.Type, known, kind, path string) string {
+	msg := "unknown field; "
+	if s := Closest(key, slices.Sorted(maps.Keys(fields))); s != "" {
+		msg += "did you mean " + s + "? "
+	}
+	if known != "" {
+		return msg + known
+	}
+	ref := kind
+	if p := indexRE.ReplaceAllString(path, ""); p != "" {
+		ref += "." + p
+	}
+	return msg + "`meshcd explain " + ref + "` lists the fields"
+}
+
+// indexRE matches the list indices of a field path, which explain does not take.
+var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
+
+// Closest returns the candidate nearest to word by edit distance, case
+// ignored, when it is at most a third of word's length (at least 1) away:
+// the did-you-mean of a misspelt name. It returns "" when none is that close.
+func Closest(word string, candidates []string) string {
+	best, bestDist := "", max(1, len(word)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(c)); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// structFields returns t's fields by JSON name, inline fields included.
+func structFields(t reflect.Type) map[string]reflect.Type {
 	if f, ok := fieldCache.Load(t); ok {
-		return f.(func(string) (reflect.Type, bool))
+		return f.(map[string]reflect.Type)
 	}
 	fields := map[string]reflect.Type{}
 	var collect func(t reflect.Type)
@@ -565,15 +615,12 @@ func structFields(t reflect.Type) func(string) (reflect.Type, bool) {
 		}
 	}
 	collect(t)
-	lookup := func(key string) (reflect.Type, bool) {
-		ft, ok := fields[key]
-		return ft, ok
-	}
-	fieldCache.Store(t, lookup)
-	return lookup
+	fieldCache.Store(t, fields)
+	return fields
 }
 
-// fieldCache holds structFields' lookups by type: types never change.
+// fieldCache holds structFields' maps by type: types never change, and the
+// maps are only read.
 var fieldCache sync.Map
 
 // generic converts a node of a plain manifest into JSON-ready values.
@@ -717,40 +764,123 @@ func scalarField(m *yaml.Node, key string) string {
 	return ""
 }
 
-// yamlParserProblems are the messages of yaml.v3's parser (not its scanner).
-// For them yaml.v3 reports the zero-based line of the collection being parsed,
-// one less than the line a reader counts.
-var yamlParserProblems = map[string]bool{
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected <document start>": true,
-	"did not find expected <stream-start>":   true,
-	"did not find expected key":              true,
-	"did not find expected node content":     true,
-	"found duplicate %TAG directive":         true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found undefined tag handle":             true,
+// syntaxError reports a YAML syntax error of a chunk at the line and column
+// where the document stops being valid. yaml.v3's message names only a line,
+// and for a parser error the line where the enclosing construct starts (one
+// too few, too), not where the problem is; so the place is found again, by
+// bisecting the chunk for a prefix that fails with the same problem while
+// the prefix one byte shorter does not: its last character is one the parser
+// could not accept, or, for a flow collection, its opening bracket (see
+// flowHints).
+func syntaxError(file string, c chunk, err error) *FieldError {
+	line, problem := yamlProblem(err)
+	pos := Position{File: file}
+	failsAlike := func(n int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(c.data[:n]))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if err == nil {
+				continue
+			}
+			_, p := yamlProblem(err)
+			return !errors.Is(err, io.EOF) && p == problem
+		}
+	}
+	// yaml.v3's line is never after the problem's, and at most one before
+	// the construct's; the problem is most often within a few lines of it.
+	// Searching there first keeps a large document from being parsed
+	// twenty times over.
+	lo, hi := 0, len(c.data)
+	if line > 0 {
+		lo = lineStart(c.data, line-1)
+		if end := lineStart(c.data, line+3); end < hi && failsAlike(end) {
+			hi = end
+		}
+	}
+	if n := lo + sort.Search(hi-lo+1, func(i int) bool { return failsAlike(lo + i) }); n > 0 && n <= hi {
+		at := n - 1
+		if hint, ok := flowHints[problem]; ok {
+			// The bracket left open where the search ends, else the one
+			// around the place found, whose entries miss a comma.
+			open := openBracket(c.data[:hi], hint.open, hint.close)
+			if open < 0 || open >= n {
+				open = openBracket(c.data[:n], hint.open, hint.close)
+			}
+			if open >= 0 {
+				at = open
+			}
+		}
+		pos.Line, pos.Column = lineColumn(c.data, at)
+		pos.Line += c.line - 1
+	}
+	return &FieldError{Position: pos, Message: "malformed YAML: " + problem + flowHints[problem].text}
 }
 
-// yamlError splits a yaml.v3 error into the one-based line it names (0 when
-// none) and its message without the "yaml: line N:" prefix.
-func yamlError(err error) (int, string) {
+// openBracket returns the offset of the last bracket open in data that is
+// not closed in it, or -1.
+func openBracket(data []byte, open, close byte) int {
+	depth := 0
+	for i := len(data) - 1; i >= 0; i-- {
+		switch data[i] {
+		case close:
+			depth++
+		case open:
+			if depth == 0 {
+				return i
+			}
+			depth--
+		}
+	}
+	return -1
+}
+
+// flowHints say what to do about the problems of flow collections. Any
+// prefix of an unfinished { or [ fails alike, so the place found is only
+// somewhere inside the collection: it is reported at its opening bracket,
+// which misses its closing one, or whose entries miss a comma.
+var flowHints = map[string]struct {
+	open, close byte
+	text        string
+}{
+	"did not find expected ',' or '}'": {'{', '}', "; this { is not closed, or its entries miss a comma"},
+	"did not find expected ',' or ']'": {'[', ']', "; this [ is not closed, or its entries miss a comma"},
+}
+
+// yamlProblem splits a yaml.v3 error into the line it names (0 when none)
+// and its message without the "yaml: line N:" prefix.
+func yamlProblem(err error) (int, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	rest, ok := strings.CutPrefix(msg, "line ")
-	if !ok {
-		return 0, msg
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, problem, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(num); err == nil {
+				return line, problem
+			}
+		}
 	}
-	num, problem, ok := strings.Cut(rest, ": ")
-	line, convErr := strconv.Atoi(num)
-	if !ok || convErr != nil {
-		return 0, msg
+	return 0, msg
+}
+
+// lineStart returns the offset of the one-based line in data, or len(data)
+// when data has fewer lines.
+func lineStart(data []byte, line int) int {
+	off := 0
+	for ; line > 1; line-- {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			return len(data)
+		}
+		off += i + 1
 	}
-	if yamlParserProblems[problem] {
-		line++
-	}
-	return line, problem
+	return off
+}
+
+// lineColumn returns the one-based line and column, counted in characters,
+// of the byte at offset in data.
+func lineColumn(data []byte, offset int) (int, int) {
+	before := data[:offset]
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return bytes.Count(before, []byte("\n")) + 1, utf8.RuneCount(before[start:]) + 1
 }
 
 // sortErrors orders field errors by file and position, for stable output.

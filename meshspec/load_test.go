@@ -225,7 +225,7 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 			"    - match:",
 			"        headerz: {x-canary: always}",
 			"      backends: {v1: 100}"),
-		want: [][2]string{{`t.yaml:10:9: MeshService shop/orders: spec.routes[0].match.headerz: `, `unknown field "headerz"`}},
+		want: [][2]string{{`t.yaml:10:9: MeshService shop/orders: spec.routes[0].match.headerz: `, "unknown field; did you mean headers? `meshcd explain MeshService.spec.routes.match` lists the fields"}},
 	}, {
 		name: "UnknownMetadataFieldAndTopLevelField",
 		data: lines(
@@ -235,7 +235,7 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 			"status: {}"),
 		want: [][2]string{
 			{`t.yaml:3:24: MeshNamespace shop: metadata.uid: `, `only name, namespace, labels and annotations`},
-			{`t.yaml:4:1: MeshNamespace shop: status: `, `unknown field "status"`},
+			{`t.yaml:4:1: MeshNamespace shop: status: `, "unknown field; `meshcd explain MeshNamespace` lists the fields"},
 		},
 	}, {
 		name: "StringForInt",
@@ -326,13 +326,13 @@ func TestLoad_RefusesWithPositionObjectAndPath(t *testing.T) {
 		data: lines("apiVersion: v1", "kind: ConfigMap", "data: {a: b}"),
 		want: [][2]string{{`t.yaml:1:1: ConfigMap: metadata.name: `, `a manifest needs a name`}},
 	}, {
-		name: "MalformedYAMLGivesLine",
+		name: "MalformedYAMLGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: broken", "data:", "  a: b"),
-		want: [][2]string{{`t.yaml:3: `, `malformed YAML: did not find expected ',' or '}'`}},
+		want: [][2]string{{`t.yaml:3:11: `, `malformed YAML: did not find expected ',' or '}'`}},
 	}, {
-		name: "MalformedYAMLScannerErrorGivesLine",
+		name: "MalformedYAMLScannerErrorGivesLineAndColumn",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: x", "  labels: app: x"),
-		want: [][2]string{{`t.yaml:5: `, `malformed YAML: mapping values are not allowed in this context`}},
+		want: [][2]string{{`t.yaml:5:14: `, `malformed YAML: mapping values are not allowed in this context`}},
 	}, {
 		name: "NonMappingDocument",
 		data: lines("apiVersion: v1", "kind: ConfigMap", "metadata: {name: ok}", "---", "- apiVersion: v1", "  kind: ConfigMap"),
@@ -533,5 +533,43 @@ func TestLoad_LargeFileDecodedInChunksKeepsExactLines(t *testing.T) {
 	dup := b.String() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-3, namespace: shop}\n"
 	if _, err := Load("big.yaml", []byte(dup)); err == nil || !strings.Contains(err.Error(), "declared twice, first at big.yaml:23") {
 		t.Fatalf("a duplicate across chunks names the first place, got %v", err)
+	}
+}
+
+// TestLoad_UnknownFieldSuggestsOnlyCloseFields checks the did-you-mean of
+// an unknown field: offered for a typo of a field at that path, never for
+// a word far from all of them, and always with the explain command.
+func TestLoad_UnknownFieldSuggestsOnlyCloseFields(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{{
+		name: "Transposition",
+		data: lines(nsHead, "  wayponit: {for: service}"),
+		want: "t.yaml:5:3: MeshNamespace shop: spec.wayponit: unknown field; did you mean waypoint? `meshcd explain MeshNamespace.spec` lists the fields",
+	}, {
+		name: "WrongCase",
+		data: lines(svcHead, "  Port: 8080", "  selector: {app: orders}"),
+		want: "t.yaml:5:3: MeshService shop/orders: spec.Port: unknown field; did you mean port? `meshcd explain MeshService.spec` lists the fields",
+	}, {
+		name: "FarFromEveryField",
+		data: lines(nsHead, "  replicas: 3"),
+		want: "t.yaml:5:3: MeshNamespace shop: spec.replicas: unknown field; `meshcd explain MeshNamespace.spec` lists the fields",
+	}, {
+		name: "InsideAListItem",
+		data: lines(svcHead, "  port: 8080", "  selector: {app: orders}", "  versions: {v1: {version: v1}}", "  routes:", "    - backend: {v1: 100}"),
+		want: "t.yaml:9:7: MeshService shop/orders: spec.routes[0].backend: unknown field; did you mean backends? `meshcd explain MeshService.spec.routes` lists the fields",
+	}, {
+		name: "Metadata",
+		data: lines("apiVersion: meshcd.dev/v1alpha1", "kind: MeshNamespace", "metadata: {name: shop, lables: {a: b}}"),
+		want: "t.yaml:3:24: MeshNamespace shop: metadata.lables: unknown field; did you mean labels? only name, namespace, labels and annotations are read here",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load("t.yaml", tc.data)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
 	}
 }

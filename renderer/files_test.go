@@ -103,7 +103,7 @@ func TestRender_FileThatCannotBeParsedIsAnErrorEvenWhenHidden(t *testing.T) {
 		file, content string
 		want          []string
 	}{
-		{".ci/broken.yaml", "on: [push\n", []string{".ci/broken.yaml:2:", "malformed YAML"}},
+		{".ci/broken.yaml", "on: [push\n", []string{".ci/broken.yaml:1:5: ", "malformed YAML", "this [ is not closed"}},
 		{"site/package.json", "{\"name\": \"site\",\n  \"version\" 1}", []string{"site/package.json:2:13: ", "malformed JSON"}},
 		{"half.yaml", "apiVersion: v1\nmetadata: {name: a}\n", []string{"half.yaml:1:1: ", "document has no apiVersion or kind"}},
 	} {

@@ -87,5 +87,6 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		newRunCommand(), newSuspendCommand(true), newSuspendCommand(false), newPlanCommand(stdout), newBundleCommand(stdout), newRolloutCommand(stdout), newVersionCommand(stdout))
 	root.AddCommand(newAccessCommand(stdout))
 	root.AddCommand(newMigrateCommand(stdout))
+	root.AddCommand(newExplainCommand(stdout))
 	return root
 }

@@ -1,9 +1,3 @@
-// Package schema generates the JSON Schema of meshcd's spec API,
-// meshcd.dev/v1alpha1, from the Go types in meshspec: descriptions from their
-// doc comments, enums, defaults and bounds from their +kubebuilder markers.
-// Editors read the generated files through a
-// "# yaml-language-server: $schema=..." line. meshcd itself never imports
-// this package; hack/schemagen runs it through go generate.
 package schema
 
 import (
@@ -136,6 +130,9 @@ func reflectKind(docs map[string]*typeDoc, kind string, obj any) jsonschema.Defi
 		sel.Description = "A label query over namespaces: matchLabels and matchExpressions are ANDed."
 	}
 	k := defs[kind]
+	if meta, ok := k.Properties.Get("metadata"); ok {
+		meta.Description = "Metadata names the document: its name, namespace, labels and annotations; meshcd reads no other metadata."
+	}
 	k.Properties.Set("apiVersion", &jsonschema.Schema{Type: "string", Const: meshspec.APIVersion, Description: "The version of meshcd's spec API."})
 	k.Properties.Set("kind", &jsonschema.Schema{Type: "string", Const: kind, Description: "The kind of the document."})
 	k.Required = append([]string{"apiVersion", "kind"}, k.Required...)
