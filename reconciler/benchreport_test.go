@@ -150,7 +150,7 @@ func (r *benchReport) markdown() string {
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", d.Kind, len(d.Latencies), ms(percentile(d.Latencies, 50)), ms(percentile(d.Latencies, 99)), ms(slices.Max(d.Latencies)))
 		}
 		fmt.Fprintf(&b, "| all | %d | %s | %s | %s |\n\n", len(all), ms(percentile(all, 50)), ms(percentile(all, 99)), ms(slices.Max(all)))
-		b.WriteString("Flux's engine has no watch: kustomize-controller finds drift at its next reconcile, so its latency is up to the Kustomization's `spec.interval` (10m in Flux's guides; each such reconcile is the no-op above).\n\n")
+		b.WriteString("Flux's engine has no watch: kustomize-controller finds drift at its next reconcile, so its latency is up to the Kustomization's `spec.interval` (most examples in kustomize-controller's docs/spec/v1/kustomizations.md use 5m; each such reconcile is the no-op above).\n\n")
 	}
 	if r.RSS > 0 {
 		fmt.Fprintf(&b, "## Memory\n\nA `meshcd run` process on its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced, the first reconcile done): steady VmRSS %.0f MiB for %d owned objects, %.1f KiB per object (the whole RSS divided by the objects).\n\n",
