@@ -83,21 +83,27 @@ func (m *Manager) Prune(ctx context.Context, stale []inventory.Entry) (*ChangeSe
 var errChanged = errors.New("changed since it was read")
 
 // pruneOne judges and removes one stale object, reading and judging it
-// once more when it changed since live was read.
+// once more each time it changed since it was read. istiod writes the
+// status of routes, policies and Gateways, so an object can change while
+// meshcd prunes it without being anyone else's: up to judgeAttempts
+// judgements, then it stays in the inventory for the next reconcile.
 func (m *Manager) pruneOne(ctx context.Context, cl *claims, e inventory.Entry, live *unstructured.Unstructured) (Change, error) {
 	c, err := m.remove(ctx, cl, e, live)
-	if !errors.Is(err, errChanged) {
-		return c, err
-	}
-	if live, err = m.read(ctx, e); err != nil {
-		return c, err
-	}
-	c, err = m.remove(ctx, cl, e, live)
-	if errors.Is(err, errChanged) {
-		return c, fmt.Errorf("%s changed twice while meshcd pruned it; it stays in the inventory and is judged again on the next reconcile: %w", e, err)
+	for attempt := 1; errors.Is(err, errChanged); attempt++ {
+		if attempt == judgeAttempts {
+			return c, fmt.Errorf("%s changed %d times while meshcd pruned it; it stays in the inventory and is judged again on the next reconcile: %w", e, attempt, err)
+		}
+		if live, err = m.read(ctx, e); err != nil {
+			return c, err
+		}
+		c, err = m.remove(ctx, cl, e, live)
 	}
 	return c, err
 }
+
+// judgeAttempts bounds how often prune judges one object that keeps
+// changing under it.
+const judgeAttempts = 5
 
 // read gets the live object of a stale entry; nil when it is already gone.
 // A version the API server no longer serves is read through another
