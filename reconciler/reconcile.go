@@ -465,10 +465,7 @@ func (r *Reconciler) prune(ctx context.Context, stored, next *inventory.Inventor
 		cs, kept, err = r.apply.Prune(ctx, stale)
 		res.Pruned = res.Pruned.Merge(cs)
 	}
-	removed := stale
-	if len(kept) > 0 {
-		removed = (&inventory.Inventory{Entries: stale}).Stale(&inventory.Inventory{Entries: kept})
-	}
+	removed := inventory.Minus(stale, kept)
 	if _, serr := r.store.Update(ctx, func(cur *inventory.Inventory) (*inventory.Inventory, error) {
 		// Another process of this instance may have applied a pruned
 		// object again meanwhile: its entry stays. Read on every try, so
@@ -478,7 +475,7 @@ func (r *Reconciler) prune(ctx context.Context, stored, next *inventory.Inventor
 		if err != nil {
 			return nil, err
 		}
-		out := cur.Without((&inventory.Inventory{Entries: removed}).Stale(&inventory.Inventory{Entries: back})).Union(next)
+		out := cur.Without(inventory.Minus(removed, back)).Union(next)
 		out.Confirmed, out.Held, out.Allowed = out.Len(), nil, ""
 		return out, nil
 	}); serr != nil {

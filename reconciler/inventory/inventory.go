@@ -73,12 +73,24 @@ func Digest(entries []Entry) string {
 // Without returns inv less the entries with the ids of gone, keeping the
 // guard's state.
 func (inv *Inventory) Without(gone []Entry) *Inventory {
-	drop := make(map[string]bool, len(gone))
-	for _, e := range gone {
-		drop[e.ID] = true
+	out := *inv
+	out.Entries = Minus(inv.Entries, gone)
+	return &out
+}
+
+// Minus returns the entries of entries whose ids drop does not hold, in
+// their order.
+func Minus(entries, drop []Entry) []Entry {
+	ids := make(map[string]bool, len(drop))
+	for _, e := range drop {
+		ids[e.ID] = true
 	}
-	out := inv.clone()
-	out.Entries = slices.DeleteFunc(out.Entries, func(e Entry) bool { return drop[e.ID] })
+	var out []Entry
+	for _, e := range entries {
+		if !ids[e.ID] {
+			out = append(out, e)
+		}
+	}
 	return out
 }
 
@@ -122,19 +134,7 @@ func (inv *Inventory) Len() int { return len(inv.Entries) }
 
 // Stale returns the entries of inv that next does not hold: the objects to
 // prune when next replaces inv.
-func (inv *Inventory) Stale(next *Inventory) []Entry {
-	keep := make(map[string]bool, len(next.Entries))
-	for _, e := range next.Entries {
-		keep[e.ID] = true
-	}
-	var stale []Entry
-	for _, e := range inv.Entries {
-		if !keep[e.ID] {
-			stale = append(stale, e)
-		}
-	}
-	return stale
-}
+func (inv *Inventory) Stale(next *Inventory) []Entry { return Minus(inv.Entries, next.Entries) }
 
 // Union returns every entry of inv and other; other's version wins for an
 // object in both, and the guard's state is inv's. It is what meshcd stores

@@ -36,9 +36,6 @@ func NewStore(c client.Client, namespace, name string) *Store {
 	return &Store{state: &state.Store{Client: c, Namespace: namespace, Name: name}}
 }
 
-// Name is the ConfigMap's name.
-func (s *Store) Name() string { return s.state.Name }
-
 // Load reads the inventory. A missing ConfigMap is an empty inventory: the
 // first reconcile owns nothing yet.
 func (s *Store) Load(ctx context.Context) (*Inventory, error) {
