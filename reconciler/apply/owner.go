@@ -3,7 +3,6 @@ package apply
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -87,15 +86,7 @@ func (m *Manager) releasedTo(ctx context.Context, cl *claims, id string, live *u
 	if err != nil || len(by) == 0 {
 		return "", err
 	}
-	return fmt.Sprintf("meshcd instance %s lists it in its inventory: handed over, not deleted", strings.Join(quoted(by), ", ")), nil
-}
-
-func quoted(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = fmt.Sprintf("%q", s)
-	}
-	return out
+	return fmt.Sprintf("meshcd instance %s lists it in its inventory: handed over, not deleted", quoteJoin(by)), nil
 }
 
 // Owned returns the entries whose objects exist, carry meshcd's label for
