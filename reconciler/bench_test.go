@@ -598,6 +598,7 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		opts.HealthTimeout = 5 * time.Minute
 		var (
 			res       *reconciler.Result
+			lists     *lister.Lister
 			stopLists context.CancelFunc
 		)
 		mCold := peerRun{Engine: "meshcd", Note: "staged apply, waypoint waits, istiod's status on every object; informers started"}
@@ -607,9 +608,10 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 			// As `meshcd run` does: informers serve the bulk lists.
 			var listCtx context.Context
 			listCtx, stopLists = context.WithCancel(ctx)
-			if opts.Lists, err = lister.Start(listCtx, cfg, mc); err != nil {
+			if lists, err = lister.Start(listCtx, cfg, mc); err != nil {
 				return
 			}
+			opts.Lists = lists
 			res, err = reconciler.New(mc, opts).Reconcile(ctx, mDir)
 		})
 		if err != nil {
@@ -658,7 +660,7 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		}
 		watchCtx, cancel := context.WithCancel(ctx)
 		events := make(chan drift.Event, 64)
-		watcher := newWatcher(b, cluster, mc)
+		watcher := &drift.Watcher{Client: mc, Informers: lists} // as run does, through the reconciles' informers
 		synced := make(chan struct{})
 		watcher.Synced = func() { close(synced) }
 		go func() { _ = watcher.Watch(watchCtx, desired, func(ev drift.Event) { events <- ev }) }()

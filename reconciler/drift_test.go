@@ -6,10 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -17,21 +13,18 @@ import (
 	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/lister"
 )
 
-// newWatcher returns a drift watcher on the cluster.
-func newWatcher(t testing.TB, c *localcluster.Cluster, cl client.Client) *drift.Watcher {
+// newWatcher returns a drift watcher on the cluster, informing through a
+// lister of its own that stops with ctx.
+func newWatcher(ctx context.Context, t testing.TB, c *localcluster.Cluster, cl client.Client) *drift.Watcher {
 	t.Helper()
-	cfg := c.RESTConfig()
-	dyn, err := dynamic.NewForConfig(cfg)
+	lists, err := lister.Start(ctx, c.RESTConfig(), cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &drift.Watcher{Client: cl, Dynamic: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+	return &drift.Watcher{Client: cl, Informers: lists}
 }
 
 // watch starts a drift watch on the env's desired objects and returns the
@@ -43,7 +36,7 @@ func (e *env) watch(ctx context.Context) <-chan drift.Event {
 		e.t.Fatal(err)
 	}
 	events := make(chan drift.Event, 16)
-	w := newWatcher(e.t, clustertest.Cluster(e.t), e.client)
+	w := newWatcher(ctx, e.t, clustertest.Cluster(e.t), e.client)
 	synced := make(chan struct{})
 	w.Synced = func() { close(synced) }
 	go func() {

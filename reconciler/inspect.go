@@ -33,15 +33,7 @@ func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.U
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*unstructured.Unstructured, 0, len(objs))
-	for _, o := range objs {
-		d := o.DeepCopy()
-		if err := apply.Stamp(d); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return r.apply.Stamped(objs)
 }
 
 // Diff is what an apply of a directory would change.

@@ -6,12 +6,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/drift"
+	"github.com/meshcd/meshcd/reconciler/lister"
 )
 
 func newDriftCommand(stdout io.Writer) *cobra.Command {
@@ -65,11 +63,11 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dc, err := discovery.NewDiscoveryClientForConfig(cl.config)
+			lists, err := lister.Start(cmd.Context(), cl.config, cl.client)
 			if err != nil {
-				return fmt.Errorf("discovery: %w", err)
+				return err
 			}
-			w := &drift.Watcher{Client: cl.client, Dynamic: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+			w := &drift.Watcher{Client: cl.client, Informers: lists}
 			fmt.Fprintf(cmd.ErrOrStderr(), "watching %d objects for drift (mode %s)\n", len(desired), mode)
 			var fights *drift.Fights
 			if mode == string(drift.ModeCorrect) {

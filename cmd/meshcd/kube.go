@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,9 +49,8 @@ func (k *kubeFlags) register(cmd *cobra.Command) {
 
 // clients connects to the cluster.
 type clients struct {
-	config  *rest.Config
-	client  client.Client
-	dynamic dynamic.Interface
+	config *rest.Config
+	client client.Client
 }
 
 // connect loads the kubeconfig and checks, once and within
@@ -86,11 +84,7 @@ func (k *kubeFlags) dial(ctx context.Context, bounded bool) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cluster client: %w", err)
-	}
-	return &clients{config: cfg, client: c, dynamic: dyn}, nil
+	return &clients{config: cfg, client: c}, nil
 }
 
 // load reads the kubeconfig and returns its client configuration and the

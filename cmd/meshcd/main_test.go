@@ -5,11 +5,12 @@ import (
 
 	"bytes"
 	"encoding/json"
-	"github.com/spf13/cobra"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func dir(t *testing.T, files map[string]string) string {

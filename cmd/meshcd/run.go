@@ -15,12 +15,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/record"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -152,21 +149,17 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cluster client: %w", err)
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cl.config)
-	if err != nil {
-		return fmt.Errorf("discovery: %w", err)
-	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "meshcd"})
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	// Informers serve the reconciles' bulk lists: a reconcile that
-	// changes nothing lists nothing from the API server.
-	if opts.Reconciler.Lists, err = lister.Start(ctx, cl.config, cl.client); err != nil {
+	// Informers serve the reconciles' bulk lists, so that a reconcile that
+	// changes nothing lists nothing from the API server, and the drift watch.
+	lists, err := lister.Start(ctx, cl.config, cl.client)
+	if err != nil {
 		return err
 	}
-	ctrl := controller.New(cl.client, cl.dynamic, mapper, recorder, log, opts)
+	ctrl := controller.New(cl.client, lists, recorder, log, opts)
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -27,11 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -251,21 +247,14 @@ type demoController struct {
 }
 
 func startController(ctx context.Context, opts Options, c client.Client, level slog.Leveler, copts controller.Options) (*demoController, func(), error) {
-	dyn, err := dynamic.NewForConfig(opts.Config)
-	if err != nil {
-		return nil, nil, err
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(opts.Config)
-	if err != nil {
-		return nil, nil, err
-	}
 	log := slog.New(slog.NewTextHandler(indentWriter{opts.Out}, &slog.HandlerOptions{Level: level}))
 	runCtx, cancel := context.WithCancel(ctx)
-	if copts.Reconciler.Lists, err = lister.Start(runCtx, opts.Config, c); err != nil {
+	lists, err := lister.Start(runCtx, opts.Config, c)
+	if err != nil {
 		cancel()
 		return nil, nil, err
 	}
-	ctrl := controller.New(c, dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), nil, log, copts)
+	ctrl := controller.New(c, lists, nil, log, copts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -19,14 +19,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	eventrecord "k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -131,14 +127,6 @@ func newCtl(t *testing.T, name string, src source.Options, set func(*controller.
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +143,8 @@ func newCtl(t *testing.T, name string, src source.Options, set func(*controller.
 	opts.Apply.PollInterval = 100 * time.Millisecond
 	listCtx, stopLists := context.WithCancel(context.Background())
 	t.Cleanup(stopLists)
-	if opts.Lists, err = lister.Start(listCtx, cfg, cl); err != nil {
+	lists, err := lister.Start(listCtx, cfg, cl)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if src.WorkDir == "" {
@@ -169,7 +158,7 @@ func newCtl(t *testing.T, name string, src source.Options, set func(*controller.
 		set(&o)
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(c.log, ctlVerbose()), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c.Controller = controller.New(cl, dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), recorder, log, o)
+	c.Controller = controller.New(cl, lists, recorder, log, o)
 	c.status = &controller.StatusStore{Client: c.admin, Namespace: opts.Namespace, Name: "meshcd-status-" + name}
 	c.srv = httptest.NewServer(c.Handler())
 	t.Cleanup(c.srv.Close)

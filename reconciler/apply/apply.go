@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -105,7 +106,8 @@ type Manager struct {
 	// stamped are the last apply's stamped copies, by the content key of
 	// the object each was made from: an object passed again as it was is
 	// not copied, digested or read again, and keeps what the last apply
-	// found; one changed since, in place or not, is stamped afresh.
+	// found; one changed since, in place or not, is stamped afresh, and so
+	// is one whose copy changed (Stamped hands the copies out).
 	stamped map[contentkey.Key]*stamped
 
 	// beforeRemove, set by tests, runs between prune's read of a stale
@@ -200,8 +202,10 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 // stamped is a desired object's stamped copy and what an apply reads off it.
 type stamped struct {
 	obj *unstructured.Unstructured
-	gvk schema.GroupVersionKind
-	key object.ObjMetadata
+	// content is obj's content key when it was stamped.
+	content contentkey.Key
+	gvk     schema.GroupVersionKind
+	key     object.ObjMetadata
 	// name is "Kind namespace/name".
 	name    string
 	partial bool
@@ -214,10 +218,27 @@ type stamped struct {
 // newStamped reads what an apply needs off obj, a stamped object.
 func newStamped(obj *unstructured.Unstructured) *stamped {
 	gvk := obj.GroupVersionKind()
-	return &stamped{obj: obj, gvk: gvk, key: keyOf(gvk.GroupKind(), obj), name: meshspec.RefOf(obj).String(), partial: isPartial(obj)}
+	return &stamped{obj: obj, content: contentkey.Of(obj.Object), gvk: gvk, key: keyOf(gvk.GroupKind(), obj), name: meshspec.RefOf(obj).String(), partial: isPartial(obj)}
 }
 
-// stamp returns a stamped copy of each object, reusing the last apply's.
+// Stamped returns the stamped copy of each object, the one Apply sends: the
+// same copies Apply holds, so that a caller keeping them for as long (the
+// drift watch) keeps no second set. A copy changed in place is never
+// applied: the next stamp makes a new one.
+func (m *Manager) Stamped(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	st, err := m.stamp(objs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*unstructured.Unstructured, len(st))
+	for i, s := range st {
+		out[i] = s.obj
+	}
+	return out, nil
+}
+
+// stamp returns a stamped copy of each object, reusing the last apply's
+// while both the object and the copy are as they were.
 func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	m.mu.Lock()
 	prev := m.stamped
@@ -227,9 +248,9 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	keys := contentkey.Each(objs)
 	for i, o := range objs {
 		s, ok := prev[keys[i]]
-		if !ok {
-			d := o.DeepCopy()
-			if err := Stamp(d); err != nil {
+		if !ok || contentkey.Of(s.obj.Object) != s.content {
+			d, err := stampedCopy(o)
+			if err != nil {
 				return nil, err
 			}
 			s = newStamped(d)
@@ -241,6 +262,22 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	m.stamped = next
 	m.mu.Unlock()
 	return out, nil
+}
+
+// stampedCopy returns obj stamped, sharing with obj every field but its
+// metadata, the only part Stamp writes. The copy's content key guards the
+// sharing: a copy whose content changed, through obj or not, is made again
+// before an apply reads it.
+func stampedCopy(obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	root := maps.Clone(obj.Object)
+	if meta, ok := root["metadata"].(map[string]any); ok {
+		root["metadata"] = maps.Clone(meta)
+	}
+	d := &unstructured.Unstructured{Object: root}
+	if err := Stamp(d); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // applyStage applies objs concurrently and returns one change for each.

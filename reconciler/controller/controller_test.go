@@ -20,10 +20,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/internal/clustertest"
@@ -80,20 +76,13 @@ func newControllerLogging(t *testing.T, url, name string, w io.Writer, set func(
 	t.Helper()
 	cfg := clustertest.Cluster(t).RESTConfig()
 	c := clustertest.Client(t)
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := reconciler.DefaultOptions()
 	opts.Name = name
 	// As `meshcd run` does: informers serve the reconciles' bulk lists.
 	listCtx, stopLists := context.WithCancel(context.Background())
 	t.Cleanup(stopLists)
-	if opts.Lists, err = lister.Start(listCtx, cfg, c); err != nil {
+	lists, err := lister.Start(listCtx, cfg, c)
+	if err != nil {
 		t.Fatal(err)
 	}
 	o := controller.Options{
@@ -101,7 +90,7 @@ func newControllerLogging(t *testing.T, url, name string, w io.Writer, set func(
 		Reconciler: opts,
 	}
 	set(&o)
-	ctrl := controller.New(c, dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), nil, slog.New(slog.NewTextHandler(w, nil)), o)
+	ctrl := controller.New(c, lists, nil, slog.New(slog.NewTextHandler(w, nil)), o)
 	return ctrl, &controller.StatusStore{Client: c, Namespace: opts.Namespace, Name: "meshcd-status-" + name}, c
 }
 

@@ -6,13 +6,10 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -21,13 +18,19 @@ import (
 	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
+// Informers are the informers of the objects meshcd owns, selected by its
+// managed-by label: package lister's, which the reconciles list from, so
+// that a watch holds no second copy of them.
+type Informers interface {
+	Informer(ctx context.Context, gvk schema.GroupVersionKind) (crcache.Informer, error)
+}
+
 // Watcher watches the objects meshcd owns and reports those that drift.
 type Watcher struct {
 	// Client judges drift with server-side dry-runs.
 	Client client.Client
-	// Dynamic and Mapper run the informers.
-	Dynamic dynamic.Interface
-	Mapper  meta.RESTMapper
+	// Informers tell the watch of every change.
+	Informers Informers
 	// Synced, when set, is called once the informers have listed every
 	// kind: from then on a change is noticed as it happens.
 	Synced func()
@@ -74,9 +77,6 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		want[object.ObjMetadata{Namespace: d.GetNamespace(), Name: d.GetName(), GroupKind: d.GroupVersionKind().GroupKind()}] = d
 		gvks[d.GroupVersionKind()] = true
 	}
-	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(w.Dynamic, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
-		o.LabelSelector = ambient.LabelManagedBy + "=" + ambient.ManagedByValue
-	})
 	// A delete may also mean the object left meshcd's label selector; its
 	// event can carry the last state that matched, so it is always judged.
 	type change struct {
@@ -95,23 +95,23 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 			}
 		}
 	}
+	handler := cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) { send(obj, false) },
+		DeleteFunc: func(obj any) { send(obj, true) },
+	}
 	var synced []cache.InformerSynced
 	for gvk := range gvks {
-		mapping, err := w.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		inf, err := w.Informers.Informer(ctx, gvk)
 		if err != nil {
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
-		inf := factory.ForResource(mapping.Resource).Informer()
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) { send(obj, false) },
-			DeleteFunc: func(obj any) { send(obj, true) },
-		}); err != nil {
+		reg, err := inf.AddEventHandler(handler)
+		if err != nil {
 			return fmt.Errorf("watch %s: %w", gvk.Kind, err)
 		}
-		synced = append(synced, inf.HasSynced)
+		defer func() { _ = inf.RemoveEventHandler(reg) }()
+		synced = append(synced, reg.HasSynced)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}

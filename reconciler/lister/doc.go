@@ -2,7 +2,8 @@
 // instead of the API server: meshcd's own objects by kind (selected by its
 // managed-by label) and istiod's waypoint Deployments and EndpointSlices.
 // A reconcile that changes nothing then costs no list request and no JSON
-// decoding of thousands of objects.
+// decoding of thousands of objects. The drift watch adds its handlers to
+// the same informers (Informer), so one copy of each object is held.
 //
 // Only a List whose label selector is exactly an informer's is served from
 // it; every Get, and every other List, goes to the API server, so a

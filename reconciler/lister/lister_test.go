@@ -9,9 +9,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
@@ -141,5 +143,90 @@ func TestLister_ServesMeshcdsListsFromInformersAndTheRestFromTheServer(t *testin
 	}
 	if len(svc.GetManagedFields()) == 0 {
 		t.Errorf("a direct Get keeps managedFields")
+	}
+}
+
+func TestLister_InformerIsTheOneItsListsComeFrom(t *testing.T) {
+	cluster := clustertest.Cluster(t)
+	c := clustertest.Client(t)
+	ns := clustertest.Namespace(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns, Labels: map[string]string{ambient.LabelManagedBy: ambient.ManagedByValue}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	watches := 0
+	cfg := rest.CopyConfig(cluster.RESTConfig())
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if strings.Contains(req.URL.RawQuery, "watch=true") && strings.HasSuffix(req.URL.Path, "/services") {
+				mu.Lock()
+				watches++
+				mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	direct, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lister.Start(ctx, cfg, direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byManaged := client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}
+	if !services(t, l, ns, byManaged)["orders"] {
+		t.Fatal("the managed Service is not listed")
+	}
+	inf, err := l.Informer(ctx, corev1.SchemeGroupVersion.WithKind("Service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated := make(chan *unstructured.Unstructured, 8)
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) {
+		if u, ok := obj.(*unstructured.Unstructured); ok && u.GetName() == "orders" {
+			updated <- u
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Labels["team"] = "payments"
+	if err := c.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	var got *unstructured.Unstructured
+	select {
+	case got = <-updated:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the informer's handler never saw the update")
+	}
+	mu.Lock()
+	if watches != 1 {
+		t.Errorf("%d watches of Services, want 1: the handler must ride the lists' informer", watches)
+	}
+	mu.Unlock()
+
+	// The cached copy, rebuilt with shared names, holds what the server
+	// holds but meshcd's own managedFields.
+	server := &unstructured.Unstructured{}
+	server.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Service"))
+	if err := c.Get(ctx, client.ObjectKeyFromObject(svc), server); err != nil {
+		t.Fatal(err)
+	}
+	if got.GetResourceVersion() != server.GetResourceVersion() {
+		t.Skipf("the Service changed again (%s, %s)", got.GetResourceVersion(), server.GetResourceVersion())
+	}
+	server.SetManagedFields(nil)
+	cached := got.DeepCopy()
+	cached.SetManagedFields(nil)
+	if !equality.Semantic.DeepEqual(cached.Object, server.Object) {
+		t.Fatalf("the cached Service differs from the server's:\ncached %v\nserver %v", cached.Object, server.Object)
 	}
 }
