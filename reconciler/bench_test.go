@@ -3,6 +3,9 @@ package reconciler_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -145,15 +148,15 @@ func peakRSS() float64 {
 	return 0
 }
 
-// benchScale is MESHCD_BENCH_SCALE, "namespaces×services" such as 20x10
-// for a quick check; 200 × 10 unless set.
-func benchScale(b *testing.B) (namespaces, services int) {
-	v := os.Getenv("MESHCD_BENCH_SCALE")
+// benchScale is the scale the environment variable env sets,
+// "namespaces×services" such as 20x10 for a quick check; ns × svcs unless set.
+func benchScale(b *testing.B, env string, ns, svcs int) (namespaces, services int) {
+	v := os.Getenv(env)
 	if v == "" {
-		return 200, 10
+		return ns, svcs
 	}
 	if _, err := fmt.Sscanf(strings.ReplaceAll(v, "×", "x"), "%dx%d", &namespaces, &services); err != nil || namespaces < 1 || services < 1 {
-		b.Fatalf("MESHCD_BENCH_SCALE=%q: want namespaces x services, such as 20x10", v)
+		b.Fatalf("%s=%q: want namespaces x services, such as 20x10", env, v)
 	}
 	return namespaces, services
 }
@@ -394,11 +397,12 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// runRSS commits dir to a git repository, runs `meshcd run` on it as the
-// instance name, waits for its first reconcile to finish and its drift
-// watch to sync, and returns its steady VmRSS: the largest of ten
-// readings a second apart once it is settled.
-func runRSS(b *testing.B, bin string, c *localcluster.Cluster, dir, name string) int64 {
+// runMemory commits dir to a git repository, runs `meshcd run` on it as
+// the instance name, and reads its memory: the steady VmRSS (the largest of
+// ten readings a second apart once its first reconcile is done and its
+// drift watch synced), the Go heap then, and the peak VmRSS during a no-op
+// reconcile a push webhook asks for.
+func runMemory(b *testing.B, bin string, c *localcluster.Cluster, dir, name string) memFigures {
 	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "spec"}} {
 		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
 			b.Fatalf("git %v: %v\n%s", args, err, out)
@@ -410,9 +414,14 @@ func runRSS(b *testing.B, bin string, c *localcluster.Cluster, dir, name string)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	secret := filepath.Join(b.TempDir(), "webhook-secret")
+	if err := os.WriteFile(secret, []byte("bench"), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "run", "--repo", "file://"+dir, "--branch", "main", "--path", ".", "--name", name,
-		"--kubeconfig", c.Kubeconfig(), "--listen", addr, "--interval", "1h", "--drift-mode", "report", "--work-dir", b.TempDir())
+		"--kubeconfig", c.Kubeconfig(), "--listen", addr, "--interval", "1h", "--drift-mode", "report",
+		"--webhook-secret-file", secret, "--work-dir", b.TempDir())
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -421,30 +430,74 @@ func runRSS(b *testing.B, bin string, c *localcluster.Cluster, dir, name string)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		if time.Now().After(deadline) {
-			b.Fatalf("meshcd run did not finish a reconcile in 10 min:\n%s", tail(stderr.Bytes()))
-		}
-		if cmd.ProcessState != nil {
-			b.Fatalf("meshcd run exited:\n%s", tail(stderr.Bytes()))
-		}
+	metric := func(re *regexp.Regexp) int64 {
 		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if regexp.MustCompile(`(?m)^meshcd_reconcile_duration_seconds_count\{[^}]*\} [1-9]`).Match(body) {
-				break
-			}
+		if err != nil {
+			return 0
 		}
-		time.Sleep(time.Second)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := re.FindSubmatch(body)
+		if m == nil {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return int64(v)
 	}
-	var rss int64
+	reconciles := regexp.MustCompile(`(?m)^meshcd_reconcile_duration_seconds_count\{[^}]*\} (\S+)`)
+	heap := regexp.MustCompile(`(?m)^go_memstats_alloc_bytes (\S+)`)
+	waitFor := func(n int64, every time.Duration, sample func()) {
+		deadline := time.Now().Add(30 * time.Minute)
+		for metric(reconciles) < n {
+			if time.Now().After(deadline) {
+				b.Fatalf("meshcd run did not finish reconcile %d in 30 min:\n%s", n, tail(stderr.Bytes()))
+			}
+			if cmd.ProcessState != nil {
+				b.Fatalf("meshcd run exited:\n%s", tail(stderr.Bytes()))
+			}
+			sample()
+			time.Sleep(every)
+		}
+	}
+	waitFor(1, time.Second, func() {})
+	var m memFigures
 	for range 10 {
 		time.Sleep(time.Second)
-		rss = max(rss, vmRSS(cmd.Process.Pid))
+		m.Steady = max(m.Steady, vmRSS(cmd.Process.Pid))
 	}
-	return rss
+	m.Heap = metric(heap)
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte("bench"))
+	mac.Write(body)
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b.Fatalf("push webhook: %s", resp.Status)
+	}
+	waitFor(2, 100*time.Millisecond, func() { m.Peak = max(m.Peak, vmRSS(cmd.Process.Pid)) })
+	m.Peak = max(m.Peak, m.Steady)
+	return m
+}
+
+// memoryAt measures a meshcd run process holding namespaces × services on
+// a cluster of its own, where it makes every object itself.
+func memoryAt(b *testing.B, ctx context.Context, bin, prefix string, namespaces, services int) memFigures {
+	dir := b.TempDir()
+	cluster := peerCluster(b, ctx, largeSpec(b, dir, prefix, namespaces, services))
+	defer func() { _ = cluster.Stop() }()
+	_, objs := renderStream(b, dir)
+	m := runMemory(b, bin, cluster, dir, "memory")
+	m.Namespaces, m.Services, m.Owned = namespaces, services, len(objs)
+	return m
 }
 
 // cliApply measures the one-shot `meshcd apply` of namespaces × services
@@ -544,7 +597,8 @@ func cliApply(b *testing.B, ctx context.Context, bin, prefix string, namespaces,
 func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 	cluster := clustertest.Cluster(b)
 	ctx := context.Background()
-	nsCount, svcCount := benchScale(b)
+	nsCount, svcCount := benchScale(b, "MESHCD_BENCH_SCALE", 200, 10)
+	memNS, memSvcs := benchScale(b, "MESHCD_BENCH_MEMORY_SCALE", 1000, 5)
 	bin := buildMeshcd(b)
 	iter := 0
 	for b.Loop() {
@@ -685,7 +739,9 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		stopLists()
 
 		// Memory: a meshcd run process of its own holding the spec.
-		rep.RSS, rep.Owned = runRSS(b, bin, cluster, mDir, opts.Name), mCold.Objects
+		mem := runMemory(b, bin, cluster, mDir, opts.Name)
+		mem.Namespaces, mem.Services, mem.Owned = nsCount, svcCount, mCold.Objects
+		rep.Memory = append(rep.Memory, mem, memoryAt(b, ctx, bin, fmt.Sprintf("r%d", iter), memNS, memSvcs))
 		// The one-shot CLI, at 30 namespaces × 5 services.
 		rep.CLI = cliApply(b, ctx, bin, fmt.Sprintf("c%d", iter), 30, 5)
 		b.Logf("meshcd apply of %d objects: cold %s (writes %s, waypoint waits %s, health read-back %s), no-op %s",
@@ -701,7 +757,10 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		for _, d := range rep.Drift {
 			b.Logf("drift %s: %d events, p50 %s, p99 %s, max %s", d.Kind, len(d.Latencies), percentile(d.Latencies, 50), percentile(d.Latencies, 99), slices.Max(d.Latencies))
 		}
-		b.Logf("meshcd's writes done after %s of %s; meshcd run steady RSS %.0f MiB for %d objects", applied.Round(time.Millisecond), mCold.Wall.Round(time.Millisecond), float64(rep.RSS)/(1<<20), rep.Owned)
+		b.Logf("meshcd's writes done after %s of %s", applied.Round(time.Millisecond), mCold.Wall.Round(time.Millisecond))
+		for _, m := range rep.Memory {
+			b.Logf("meshcd run at %d × %d: %d objects, steady RSS %s, Go heap %s, peak RSS during a no-op %s", m.Namespaces, m.Services, m.Owned, mib(m.Steady), mib(m.Heap), mib(m.Peak))
+		}
 		b.ReportMetric(float64(mCold.Objects), "objects")
 		b.ReportMetric(kCold.Wall.Seconds(), "kubectl-cold-s")
 		b.ReportMetric(fCold.Wall.Seconds(), "flux-cold-s")
@@ -713,7 +772,7 @@ func BenchmarkReconcile_200Namespaces10Services(b *testing.B) {
 		b.ReportMetric(float64(mNoop.Requests), "noop-requests")
 		b.ReportMetric(float64(noopWrites), "noop-writes")
 		b.ReportMetric(float64(percentile(append(append(rep.Drift[0].Latencies, rep.Drift[1].Latencies...), rep.Drift[2].Latencies...), 99).Microseconds())/1000, "drift-p99-ms")
-		b.ReportMetric(float64(rep.RSS)/(1<<20), "run-RSS-MiB")
+		b.ReportMetric(float64(rep.Memory[0].Steady)/(1<<20), "run-RSS-MiB")
 		if path := os.Getenv("MESHCD_BENCH_REPORT"); path != "" {
 			if err := os.WriteFile(path, []byte(rep.markdown()), 0o644); err != nil {
 				b.Fatal(err)

@@ -56,15 +56,25 @@ type benchReport struct {
 	// NoopRuns is how many no-op runs each no-op figure is the median of.
 	NoopRuns map[string]int
 	Drift    []driftKind
-	// RSS is the steady resident set of a meshcd run process holding the
-	// spec, Owned the objects it owns.
-	RSS   int64
-	Owned int
+	// Memory are the figures of a meshcd run process holding the spec, and
+	// holding the larger memory spec.
+	Memory []memFigures
 	// CLI are the one-shot meshcd apply figures.
 	CLI *cliFigures
 	// Took is the whole benchmark's time.
 	Took time.Duration
 }
+
+// memFigures are the memory of one meshcd run process of its own.
+type memFigures struct {
+	Namespaces, Services, Owned int
+	// Steady is the largest VmRSS at rest once the first reconcile is done,
+	// Heap the Go heap then (go_memstats_alloc_bytes), Peak the largest
+	// VmRSS during a no-op reconcile a push webhook asked for.
+	Steady, Heap, Peak int64
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
 // cliFigures are the one-shot `meshcd apply` figures.
 type cliFigures struct {
@@ -152,9 +162,17 @@ func (r *benchReport) markdown() string {
 		fmt.Fprintf(&b, "| all | %d | %s | %s | %s |\n\n", len(all), ms(percentile(all, 50)), ms(percentile(all, 99)), ms(slices.Max(all)))
 		b.WriteString("Flux's engine has no watch: kustomize-controller finds drift at its next reconcile, so its latency is up to the Kustomization's `spec.interval` (most examples in kustomize-controller's docs/spec/v1/kustomizations.md use 5m; each such reconcile is the no-op above).\n\n")
 	}
-	if r.RSS > 0 {
-		fmt.Fprintf(&b, "## Memory\n\nA `meshcd run` process on its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced, the first reconcile done): steady VmRSS %.0f MiB for %d owned objects, %.1f KiB per object (the whole RSS divided by the objects).\n\n",
-			float64(r.RSS)/(1<<20), r.Owned, float64(r.RSS)/1024/float64(r.Owned))
+	if len(r.Memory) > 0 {
+		b.WriteString("## Memory\n\nA `meshcd run` process on its own, on a cluster of its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced). Steady: the largest of ten VmRSS readings a second apart once its first reconcile is done; Go heap: `go_memstats_alloc_bytes` from its /metrics then; peak: the largest VmRSS read every 100 ms during a no-op reconcile a push webhook asked for. Per object is the whole steady VmRSS divided by the objects.\n\n")
+		b.WriteString("| spec | owned objects | steady VmRSS | per object | Go heap | peak VmRSS during a no-op |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, m := range r.Memory {
+			fmt.Fprintf(&b, "| %d namespaces × %d services | %d | %s | %.1f KiB | %s | %s |\n", m.Namespaces, m.Services, m.Owned, mib(m.Steady), float64(m.Steady)/1024/float64(max(1, m.Owned)), mib(m.Heap), mib(m.Peak))
+		}
+		if len(r.Memory) == 2 && r.Memory[1].Owned != r.Memory[0].Owned {
+			a, z := r.Memory[0], r.Memory[1]
+			fmt.Fprintf(&b, "\nBetween the two: %.1f KiB of steady VmRSS per added object.\n", float64(z.Steady-a.Steady)/1024/float64(z.Owned-a.Owned))
+		}
+		b.WriteString("\n")
 	}
 	if c := r.CLI; c != nil {
 		fmt.Fprintf(&b, "## One-shot `meshcd apply`\n\n%d namespaces × %d services (%d objects), the binary run as CI runs it. Cold: %s, of which writes %s, waits for waypoints before enrollment %s, istiod's status read-back %s. No-op: %s (median of %d runs, wall time of the process).\n",
@@ -173,7 +191,7 @@ func TestBenchReport_NamesEveryFigureWithItsPeers(t *testing.T) {
 		Noop:     []peerRun{{Engine: "meshcd", Objects: 100, Wall: 20 * time.Millisecond, Requests: 4}},
 		NoopRuns: map[string]int{"meshcd": 5},
 		Drift:    []driftKind{{Kind: "label", Latencies: []time.Duration{10 * time.Millisecond, 30 * time.Millisecond, 20 * time.Millisecond}}},
-		RSS:      100 << 20, Owned: 100,
+		Memory:   []memFigures{{Namespaces: 2, Services: 1, Owned: 100, Steady: 100 << 20, Heap: 20 << 20, Peak: 120 << 20}, {Namespaces: 4, Services: 1, Owned: 200, Steady: 150 << 20, Heap: 40 << 20, Peak: 180 << 20}},
 		CLI: &cliFigures{Namespaces: 30, Services: 5, Objects: 900, Cold: 30 * time.Second, Writes: 10 * time.Second, Waypoints: 15 * time.Second, Health: 5 * time.Second, Noop: 400 * time.Millisecond, NoopRuns: 5},
 	}
 	doc := r.markdown()
@@ -184,7 +202,8 @@ func TestBenchReport_NamesEveryFigureWithItsPeers(t *testing.T) {
 		"| meshcd | 100 | 0.02 s | 4 | 0 |",
 		"meshcd's no-op is the median of 5 runs",
 		"| label | 3 | 20 ms | 30 ms | 30 ms |",
-		"steady VmRSS 100 MiB for 100 owned objects, 1024.0 KiB per object",
+		"| 2 namespaces × 1 services | 100 | 100 MiB | 1024.0 KiB | 20 MiB | 120 MiB |",
+		"Between the two: 512.0 KiB of steady VmRSS per added object.",
 		"Cold: 30.0 s, of which writes 10.0 s, waits for waypoints before enrollment 15.0 s, istiod's status read-back 5.00 s. No-op: 0.40 s (median of 5 runs",
 		"spec.interval",
 	} {
