@@ -192,7 +192,7 @@ func TestBenchReport_NamesEveryFigureWithItsPeers(t *testing.T) {
 		NoopRuns: map[string]int{"meshcd": 5},
 		Drift:    []driftKind{{Kind: "label", Latencies: []time.Duration{10 * time.Millisecond, 30 * time.Millisecond, 20 * time.Millisecond}}},
 		Memory:   []memFigures{{Namespaces: 2, Services: 1, Owned: 100, Steady: 100 << 20, Heap: 20 << 20, Peak: 120 << 20}, {Namespaces: 4, Services: 1, Owned: 200, Steady: 150 << 20, Heap: 40 << 20, Peak: 180 << 20}},
-		CLI: &cliFigures{Namespaces: 30, Services: 5, Objects: 900, Cold: 30 * time.Second, Writes: 10 * time.Second, Waypoints: 15 * time.Second, Health: 5 * time.Second, Noop: 400 * time.Millisecond, NoopRuns: 5},
+		CLI:      &cliFigures{Namespaces: 30, Services: 5, Objects: 900, Cold: 30 * time.Second, Writes: 10 * time.Second, Waypoints: 15 * time.Second, Health: 5 * time.Second, Noop: 400 * time.Millisecond, NoopRuns: 5},
 	}
 	doc := r.markdown()
 	for _, want := range []string{

@@ -21,6 +21,7 @@ import (
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/reconciler"
 	"github.com/meshcd/meshcd/reconciler/apply"
+	"github.com/meshcd/meshcd/reconciler/lister"
 	"github.com/meshcd/meshcd/renderer"
 	"github.com/meshcd/meshcd/renderer/rules"
 )
@@ -333,5 +334,77 @@ spec:
 	// The live namespace is known now, ambient, and without a waypoint: the route is not respected.
 	if len(with) != 1 || with[0].Rule != "AMB030" {
 		t.Fatalf("with the cluster, the namespace without a waypoint shows: %v", with)
+	}
+}
+
+// With informers that keep only metadata and status, a no-op reconcile
+// still reads no object from the API server, and an object another manager
+// changed is read and corrected.
+func TestReconcile_WithInformersANoOpReadsNoObjectAndAChangedOneIsCorrected(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lists, err := lister.Start(ctx, clustertest.Cluster(t).RESTConfig(), clustertest.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *reconciler.Options) { o.Lists = lists; o.Apply.Force = true })
+	noop := func() int {
+		t.Helper()
+		e.reconcile() // the first after a change judges it; the next reads only meshcd's state
+		e.writes.Take()
+		e.writes.TakeRequests()
+		res := e.reconcile()
+		if n, seen := e.writes.Take(); n != 0 {
+			t.Fatalf("a no-op wrote %d times: %v", n, seen)
+		}
+		if res.Applied.Count(apply.Unchanged) != len(res.Applied.Changes) {
+			t.Fatalf("a no-op changed objects: %s", res.Applied.Summary())
+		}
+		return e.writes.TakeRequests()
+	}
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.reconcile()
+	small := noop()
+	more := strings.ReplaceAll(orders, "orders", "payments") + "---\n" + strings.ReplaceAll(orders, "orders", "invoices")
+	apps := ordersApp + "---\n" + strings.ReplaceAll(ordersApp, "orders", "payments") + "---\n" + strings.ReplaceAll(ordersApp, "orders", "invoices")
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders + "---\n" + more, "app.yaml": apps})
+	e.reconcile()
+	if large := noop(); large != small {
+		t.Fatalf("a no-op of 3 services sent %d requests, of 1 service %d: objects were read one by one", large, small)
+	}
+
+	// Another manager changes a selector meshcd set.
+	svc, err := e.get("v1", "Service", e.ns, "payments-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patchAs(t, clustertest.Client(t), svc, types.MergePatchType, `{"spec":{"selector":{"version":"v9"}}}`)
+	changed, _ := e.get("v1", "Service", e.ns, "payments-v1")
+	deadline := time.Now().Add(10 * time.Second)
+	for seen := ""; seen != changed.GetResourceVersion(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the informer did not see the change in 10 s")
+		}
+		l := &unstructured.UnstructuredList{}
+		l.SetAPIVersion("v1")
+		l.SetKind("ServiceList")
+		if err := lists.List(ctx, l, client.InNamespace(e.ns), client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range l.Items {
+			if item.GetName() == "payments-v1" {
+				seen = item.GetResourceVersion()
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.writes.Take()
+	res := e.reconcile()
+	if n, seen := e.writes.Take(); n != 1 || res.Applied.Count(apply.Configured) != 1 {
+		t.Fatalf("want one write correcting payments-v1, got %d (%v): %s", n, seen, res.Applied.Summary())
+	}
+	svc, _ = e.get("v1", "Service", e.ns, "payments-v1")
+	if v, _, _ := unstructured.NestedString(svc.Object, "spec", "selector", "version"); v != "v1" {
+		t.Fatalf("selector version %q after the reconcile, want v1", v)
 	}
 }
