@@ -148,9 +148,13 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 
 // report judges one object from its live copy and the snapshot. What the
 // object asks for (a Gateway's class, a policy's targets) is read from
-// desired: a listed live copy may carry only metadata and status.
+// desired, since a listed live copy may carry only metadata and status;
+// from live when desired names the object only (an inventory entry).
 func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: object}
+	if _, ok := desired.Object["spec"]; !ok {
+		desired = live
+	}
 	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(desired.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
