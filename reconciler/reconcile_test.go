@@ -337,9 +337,9 @@ spec:
 	}
 }
 
-// With informers that keep only metadata and status, a no-op reconcile
-// still reads no object from the API server, and an object another manager
-// changed is read and corrected.
+// With informers serving the lists, a no-op reconcile reads no object from
+// the API server whatever the number of objects, and an object another
+// manager changed is corrected.
 func TestReconcile_WithInformersANoOpReadsNoObjectAndAChangedOneIsCorrected(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -162,9 +162,6 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err != nil {
 		return cs, err
 	}
-	if err := m.complete(ctx, desired, live); err != nil {
-		return cs, err
-	}
 	held, err := m.holdEnrollment(ctx, desired, live)
 	if err != nil {
 		return cs, err
@@ -530,56 +527,6 @@ func (m *Manager) index(ctx context.Context, objs []*stamped) (map[object.ObjMet
 		}
 	}
 	return out, nil
-}
-
-// maxGets is how many objects of one kind complete reads one by one; more
-// are read with one list.
-const maxGets = 32
-
-// complete reads in full, from the API server, the listed objects the
-// apply has to compare but that were listed without the fields it compares
-// (see Complete): one Get each when a kind has few, one list when many. An
-// object the last apply found unchanged at the same resourceVersion needs
-// no comparison and no read.
-func (m *Manager) complete(ctx context.Context, desired []*stamped, live map[object.ObjMetadata]*unstructured.Unstructured) error {
-	partial := map[schema.GroupVersionKind][]*stamped{}
-	for _, s := range desired {
-		if l := live[s.key]; l != nil && !m.stillUnchanged(s, l) && !Complete(s.obj, l) {
-			partial[s.gvk] = append(partial[s.gvk], s)
-		}
-	}
-	for gvk, objs := range partial {
-		if len(objs) > maxGets {
-			list := &unstructured.UnstructuredList{}
-			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-			if err := m.client.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
-				return fmt.Errorf("list %s failed: %w", gvk.Kind, err)
-			}
-			for _, s := range objs {
-				delete(live, s.key) // gone since the informer saw it, unless listed
-			}
-			for i := range list.Items {
-				item := &list.Items[i]
-				item.SetGroupVersionKind(gvk)
-				live[keyOf(gvk.GroupKind(), item)] = item
-			}
-			continue
-		}
-		for _, s := range objs {
-			got := &unstructured.Unstructured{}
-			got.SetGroupVersionKind(gvk)
-			err := m.client.Get(ctx, client.ObjectKeyFromObject(s.obj), got)
-			switch {
-			case apierrors.IsNotFound(err):
-				delete(live, s.key)
-			case err != nil:
-				return fmt.Errorf("%s read failed: %w", s.name, err)
-			default:
-				live[s.key] = got
-			}
-		}
-	}
-	return nil
 }
 
 var crdGK = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}

@@ -44,19 +44,6 @@ func Current(desired, live *unstructured.Unstructured) bool {
 	return subset(desired.Object, live.Object)
 }
 
-// Complete reports whether live has every top-level field desired has. A
-// listed object may carry only its metadata and status (package lister's
-// informers keep no more): before live is compared with desired, the rest
-// is read from the API server.
-func Complete(desired, live *unstructured.Unstructured) bool {
-	for k := range desired.Object {
-		if _, ok := live.Object[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // digestOf reads the digest annotation without copying the annotations,
 // as GetAnnotations does.
 func digestOf(u *unstructured.Unstructured) string {

@@ -66,17 +66,6 @@ func addedTo(desired, live *unstructured.Unstructured) bool {
 	return err != nil || len(added) > 0
 }
 
-// read reads the live object of desired in full from the API server; nil
-// when it cannot, and then the dry-run judges.
-func (w *Watcher) read(ctx context.Context, desired *unstructured.Unstructured) *unstructured.Unstructured {
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(desired.GroupVersionKind())
-	if err := w.Client.Get(ctx, client.ObjectKeyFromObject(desired), live); err != nil {
-		return nil
-	}
-	return live
-}
-
 // Watch informs on every kind of desired, filtered by meshcd's label, and
 // calls onDrift for each object whose live copy stops matching desired. It
 // blocks until ctx ends. desired must be stamped (apply.Stamp). onDrift runs
@@ -136,16 +125,8 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		case ch := <-changes:
 			at, live := time.Now(), ch.obj
 			d, ok := want[object.ObjMetadata{Namespace: live.GetNamespace(), Name: live.GetName(), GroupKind: live.GroupVersionKind().GroupKind()}]
-			if !ok {
+			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && apply.Current(d, live) && !addedTo(d, live)) {
 				continue
-			}
-			if !ch.deleted && live.GetDeletionTimestamp() == nil {
-				if !apply.Complete(d, live) {
-					live = w.read(ctx, d) // the informer keeps metadata and status only
-				}
-				if live != nil && apply.Current(d, live) && !addedTo(d, live) {
-					continue
-				}
 			}
 			drifted, err := Judge(ctx, w.Client, d)
 			if err != nil {

@@ -56,14 +56,14 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 		return nil, err
 	}
 	var out []Report
-	for i, k := range keys {
+	for _, k := range keys {
 		j := next[k]
 		live := snap.objects[k.ref]
 		if live == nil {
 			continue
 		}
 		if rv := live.GetResourceVersion(); rv == "" || rv != j.rv {
-			j.report, j.reported = snap.report(k.ref.gk, j.object, objs[i], live)
+			j.report, j.reported = snap.report(k.ref.gk, j.object, live)
 			j.rv = ""
 			if judgedAlone(k.ref.gk, j.report) {
 				j.rv = rv
@@ -146,18 +146,12 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 	return last, nil
 }
 
-// report judges one object from its live copy and the snapshot. What the
-// object asks for (a Gateway's class, a policy's targets) is read from
-// desired, since a listed live copy may carry only metadata and status;
-// from live when desired names the object only (an inventory entry).
-func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *unstructured.Unstructured) (Report, bool) {
+// report judges one object from its live copy and the snapshot.
+func (s *snapshot) report(gk schema.GroupKind, object string, live *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: object}
-	if _, ok := desired.Object["spec"]; !ok {
-		desired = live
-	}
 	switch gk {
 	case ambient.GatewayGK:
-		if class, _, _ := unstructured.NestedString(desired.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
+		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
 			return r, false
 		}
 		k := ref{deploymentGVK.GroupKind(), live.GetNamespace(), live.GetName()}
@@ -174,7 +168,7 @@ func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *uns
 	case ambient.AuthorizationPolicyGK:
 		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
 		if !r.Healthy && !r.Pending {
-			r = s.awaitBinding(desired, live, r)
+			r = s.awaitBinding(live, r)
 		}
 	case ambient.HTTPRouteGK:
 		r = routeReport(live, r)
@@ -196,12 +190,12 @@ func judgedAlone(gk schema.GroupKind, r Report) bool {
 // its target Service is not bound to a waypoint into a pending report while
 // that Service is meshcd's and its binding is still on the way: the policy's
 // status was computed before the binding and will be rewritten after it.
-func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, r Report) Report {
+func (s *snapshot) awaitBinding(live *unstructured.Unstructured, r Report) Report {
 	cond := findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointAccepted)
 	if cond == nil || cond.Reason != ambient.ReasonAncestorNotBound {
 		return r
 	}
-	refs, _, _ := unstructured.NestedSlice(desired.Object, "spec", "targetRefs")
+	refs, _, _ := unstructured.NestedSlice(live.Object, "spec", "targetRefs")
 	for _, t := range refs {
 		tm, _ := t.(map[string]any)
 		if kind, _ := tm["kind"].(string); kind != "Service" {

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -74,25 +73,6 @@ func (n *names) transform(in any) (any, error) {
 	return in, nil
 }
 
-// slim keeps of one of meshcd's objects what is read of it while it is
-// unchanged: its metadata (resourceVersion, labels, annotations, other
-// managers' managedFields) and its status, which istiod writes and health
-// reads. The rest, the spec meshcd wrote, is read from the API server when
-// an object changed and has to be compared (apply.Complete): a cached
-// object takes about half the memory.
-func (n *names) slim(in any) (any, error) {
-	if u, ok := in.(*unstructured.Unstructured); ok {
-		for k := range u.Object {
-			switch k {
-			case "apiVersion", "kind", "metadata", "status":
-			default:
-				delete(u.Object, k)
-			}
-		}
-	}
-	return n.transform(in)
-}
-
 // names are the field names the cached objects share. Field names come
 // from the kinds' schemas and the spec's label keys, so they are few; the
 // table stops growing at maxNames all the same.
@@ -141,12 +121,11 @@ func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister
 	l := &Lister{direct: direct}
 	n := &names{shared: map[string]string{}}
 	for _, c := range []struct {
-		cache     *cache.Cache
-		selector  labels.Selector
-		transform toolscache.TransformFunc
-	}{{&l.owned, managed, n.slim}, {&l.waypoints, waypoints, n.transform}} {
+		cache    *cache.Cache
+		selector labels.Selector
+	}{{&l.owned, managed}, {&l.waypoints, waypoints}} {
 		var err error
-		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: c.transform}); err != nil {
+		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: n.transform}); err != nil {
 			return nil, fmt.Errorf("informer cache: %w", err)
 		}
 		go func() { _ = (*c.cache).Start(ctx) }()
