@@ -72,6 +72,8 @@ type memFigures struct {
 	// Heap the Go heap then (go_memstats_alloc_bytes), Peak the largest
 	// VmRSS during a no-op reconcile a push webhook asked for.
 	Steady, Heap, Peak int64
+	// Failed says why there are no figures.
+	Failed string
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
@@ -166,9 +168,13 @@ func (r *benchReport) markdown() string {
 		b.WriteString("## Memory\n\nA `meshcd run` process on its own, on a cluster of its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced). Steady: the largest of ten VmRSS readings a second apart once its first reconcile is done; Go heap: `go_memstats_alloc_bytes` from its /metrics then; peak: the largest VmRSS read every 100 ms during a no-op reconcile a push webhook asked for. Per object is the whole steady VmRSS divided by the objects.\n\n")
 		b.WriteString("| spec | owned objects | steady VmRSS | per object | Go heap | peak VmRSS during a no-op |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, m := range r.Memory {
+			if m.Failed != "" {
+				fmt.Fprintf(&b, "| %d namespaces × %d services | %d | failed: %s | | | |\n", m.Namespaces, m.Services, m.Owned, strings.Join(strings.Fields(m.Failed), " "))
+				continue
+			}
 			fmt.Fprintf(&b, "| %d namespaces × %d services | %d | %s | %.1f KiB | %s | %s |\n", m.Namespaces, m.Services, m.Owned, mib(m.Steady), float64(m.Steady)/1024/float64(max(1, m.Owned)), mib(m.Heap), mib(m.Peak))
 		}
-		if len(r.Memory) == 2 && r.Memory[1].Owned != r.Memory[0].Owned {
+		if len(r.Memory) == 2 && r.Memory[1].Owned != r.Memory[0].Owned && r.Memory[0].Failed == "" && r.Memory[1].Failed == "" {
 			a, z := r.Memory[0], r.Memory[1]
 			fmt.Fprintf(&b, "\nBetween the two: %.1f KiB of steady VmRSS per added object.\n", float64(z.Steady-a.Steady)/1024/float64(z.Owned-a.Owned))
 		}
