@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -280,5 +282,52 @@ func TestStatus_SuspendDuringAReconcileIsNotErased(t *testing.T) {
 	got, _, err := store.Load(context.Background())
 	if err != nil || !got.Suspend || got.LastAppliedRevision != "main@sha1:1" {
 		t.Fatalf("want the suspend and the reconcile's revision both kept: %+v, %v", got, err)
+	}
+}
+
+// An instance of 1,000 namespaces × 5 services owns 38,000 objects; their
+// inventory as JSON passes the 1 MiB the API server allows a ConfigMap.
+func TestInventory_FortyThousandEntriesFitOneConfigMapAndASmallOneIsReadableAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	namespace, name := testOptions(e.ns, nil).Namespace, reconciler.InventoryPrefix+e.ns
+	t.Cleanup(func() {
+		_ = e.client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	})
+	big := &inventory.Inventory{}
+	for i := range 40000 {
+		big.Entries = append(big.Entries, inventory.Entry{ID: fmt.Sprintf("%s-%04d_payments-%d-v2_networking.istio.io_DestinationRule", e.ns, i/8, i%8), Version: "v1"})
+	}
+	set := func(inv *inventory.Inventory) {
+		t.Helper()
+		if _, err := inventory.NewStore(e.client, namespace, name).Update(ctx, func(*inventory.Inventory) (*inventory.Inventory, error) { return inv, nil }); err != nil {
+			t.Fatalf("storing %d entries: %v", inv.Len(), err)
+		}
+	}
+	set(big)
+	got, err := inventory.NewStore(e.client, namespace, name).Load(ctx)
+	if err != nil || got.Len() != 40000 {
+		t.Fatalf("read back %v entries, %v", got, err)
+	}
+	claims, err := inventory.Claims(ctx, e.client, namespace, reconciler.InventoryPrefix, "another")
+	if err != nil || !slices.Equal(claims[big.Entries[39999].ID], []string{e.ns}) {
+		t.Fatalf("another instance sees the claims %v, %v", claims[big.Entries[39999].ID], err)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := e.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm); err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, v := range cm.Data {
+		size += len(v)
+	}
+	t.Logf("40,000 entries take %d KiB of the ConfigMap", size>>10)
+
+	set(&inventory.Inventory{Entries: big.Entries[:2]})
+	if err := e.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if _, gz := cm.Data["inventory.gz"]; gz || !strings.Contains(cm.Data["inventory"], big.Entries[1].ID) {
+		t.Fatalf("a two-entry inventory is stored as %v, want plain JSON under the key inventory", cm.Data)
 	}
 }

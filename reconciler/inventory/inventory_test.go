@@ -134,18 +134,18 @@ func TestKeyOf_ChangesWithAnIdentityChangedInPlace(t *testing.T) {
 func TestStoreDecode_ServesNeitherACallersChangeNorAnOldEncoding(t *testing.T) {
 	s := NewStore(nil, "meshcd-system", "meshcd-inventory-default")
 	raw := `{"entries":[{"id":"shop_orders__Service","v":"v1"}]}`
-	first, err := s.decode(raw)
+	first, err := s.decode(map[string]string{dataKey: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
 	first.Entries[0].ID = "changed by the caller"
-	again, err := s.decode(raw)
+	again, err := s.decode(map[string]string{dataKey: raw})
 	if err != nil || again.Entries[0].ID != "shop_orders__Service" {
 		t.Fatalf("got %+v, %v: a caller's change to a decoded inventory was served", again, err)
 	}
 	// Another encoding of the same length is decoded afresh.
 	other := `{"entries":[{"id":"shop_orderz__Service","v":"v1"}]}`
-	got, err := s.decode(other)
+	got, err := s.decode(map[string]string{dataKey: other})
 	if err != nil || got.Entries[0].ID != "shop_orderz__Service" {
 		t.Fatalf("got %+v, %v: the old encoding's inventory was served", got, err)
 	}

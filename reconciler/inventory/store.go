@@ -1,9 +1,14 @@
 package inventory
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -15,8 +20,20 @@ import (
 	"github.com/meshcd/meshcd/reconciler/state"
 )
 
-// dataKey is the ConfigMap key that holds the inventory as JSON.
-const dataKey = "inventory"
+// The ConfigMap holds the inventory under one of two keys: as JSON, which
+// kubectl shows as it is, while the encoding is at most plainLimit bytes,
+// and above that as gzipped JSON in base64 (as Helm keeps a release), so
+// that an instance can own tens of thousands of objects in a ConfigMap
+// the API server caps at 1 MiB.
+const (
+	dataKey = "inventory"
+	gzipKey = "inventory.gz"
+	// plainLimit is the largest JSON stored as it is: about 3,500 entries.
+	plainLimit = 256 << 10
+	// sizeLimit is what the key may hold of the 1 MiB a ConfigMap may
+	// have, less room for its metadata.
+	sizeLimit = 1<<20 - 16<<10
+)
 
 // Store keeps an inventory in a state ConfigMap (package state): every
 // write carries the resourceVersion it started from, so two processes of
@@ -25,10 +42,10 @@ type Store struct {
 	state *state.Store
 
 	mu sync.Mutex
-	// raw and inv are the last encoding decoded and its inventory: an
+	// key and raw are the last encoding decoded, inv its inventory: an
 	// unchanged ConfigMap is not decoded again. Callers get copies.
-	raw string
-	inv *Inventory
+	key, raw string
+	inv      *Inventory
 }
 
 // NewStore returns the store of the ConfigMap namespace/name.
@@ -43,7 +60,7 @@ func (s *Store) Load(ctx context.Context) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.decode(d.Values[dataKey])
+	return s.decode(d.Values)
 }
 
 // Update changes the inventory with change, which gets a copy of the
@@ -53,7 +70,7 @@ func (s *Store) Load(ctx context.Context) (*Inventory, error) {
 func (s *Store) Update(ctx context.Context, change func(cur *Inventory) (*Inventory, error)) (*Inventory, error) {
 	var stored *Inventory
 	_, err := s.state.Update(ctx, func(values map[string]string) (map[string]string, error) {
-		cur, err := s.decode(values[dataKey])
+		cur, err := s.decode(values)
 		if err != nil {
 			return nil, err
 		}
@@ -61,12 +78,14 @@ func (s *Store) Update(ctx context.Context, change func(cur *Inventory) (*Invent
 		if err != nil {
 			return nil, err
 		}
-		raw, err := json.Marshal(next)
-		if err != nil {
-			return nil, fmt.Errorf("inventory encode failed: %w", err)
+		next = next.clone()
+		next.sort()
+		if stored = next; reflect.DeepEqual(next, cur) {
+			return values, nil // nothing to encode, nothing to write
 		}
-		values[dataKey] = string(raw)
-		stored = next
+		if err := s.encode(next, values); err != nil {
+			return nil, err
+		}
 		return values, nil
 	})
 	if err != nil {
@@ -75,22 +94,86 @@ func (s *Store) Update(ctx context.Context, change func(cur *Inventory) (*Invent
 	return stored.clone(), nil
 }
 
-// decode returns a copy of the inventory encoded as raw.
-func (s *Store) decode(raw string) (*Inventory, error) {
+// encode stores inv in values under the key its size calls for, and
+// removes the other key.
+func (s *Store) encode(inv *Inventory, values map[string]string) error {
+	raw, err := json.Marshal(inv)
+	if err != nil {
+		return fmt.Errorf("inventory encode failed: %w", err)
+	}
+	delete(values, dataKey)
+	delete(values, gzipKey)
+	if len(raw) <= plainLimit {
+		values[dataKey] = string(raw)
+		return nil
+	}
+	var buf bytes.Buffer
+	b64 := base64.NewEncoder(base64.StdEncoding, &buf)
+	zw := gzip.NewWriter(b64)
+	if _, err := zw.Write(raw); err != nil {
+		return fmt.Errorf("inventory encode failed: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("inventory encode failed: %w", err)
+	}
+	if err := b64.Close(); err != nil {
+		return fmt.Errorf("inventory encode failed: %w", err)
+	}
+	if buf.Len() > sizeLimit {
+		return fmt.Errorf("inventory ConfigMap %s/%s cannot hold %d objects: compressed they take %d KiB of the %d KiB a ConfigMap may hold; split the spec over several meshcd instances (--name), each with its own repository path", s.state.Namespace, s.state.Name, inv.Len(), buf.Len()>>10, sizeLimit>>10)
+	}
+	values[gzipKey] = buf.String()
+	return nil
+}
+
+// decode returns a copy of the inventory values hold.
+func (s *Store) decode(values map[string]string) (*Inventory, error) {
+	key, raw := dataKey, values[dataKey]
+	if z, ok := values[gzipKey]; ok {
+		key, raw = gzipKey, z
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inv != nil && s.raw == raw {
+	if s.inv != nil && s.key == key && s.raw == raw {
 		return s.inv.clone(), nil
 	}
+	inv, err := decode(values)
+	if err != nil {
+		return nil, fmt.Errorf("inventory ConfigMap %s/%s is corrupt: %w; restore it or delete it to start over, which forgets what meshcd owned", s.state.Namespace, s.state.Name, err)
+	}
+	s.key, s.raw, s.inv = key, raw, inv
+	return inv.clone(), nil
+}
+
+// decode reads the inventory a ConfigMap's data hold, sorted by id.
+func decode(values map[string]string) (*Inventory, error) {
+	plain, hasPlain := values[dataKey]
+	z, hasGzip := values[gzipKey]
+	if hasPlain && hasGzip {
+		return nil, fmt.Errorf("it holds both keys %q and %q, and meshcd writes only one", dataKey, gzipKey)
+	}
+	raw := []byte(plain)
+	if hasGzip {
+		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, strings.NewReader(z)))
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", gzipKey, err)
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Errorf("key %q: %w", gzipKey, err)
+		}
+	}
 	inv := &Inventory{}
-	if raw != "" {
-		if err := json.Unmarshal([]byte(raw), inv); err != nil {
-			return nil, fmt.Errorf("inventory ConfigMap %s/%s is corrupt (key %q): %w; restore it or delete it to start over, which forgets what meshcd owned", s.state.Namespace, s.state.Name, dataKey, err)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, inv); err != nil {
+			key := dataKey
+			if hasGzip {
+				key = gzipKey
+			}
+			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
 	}
 	inv.sort()
-	s.raw, s.inv = raw, inv
-	return inv.clone(), nil
+	return inv, nil
 }
 
 func (inv *Inventory) clone() *Inventory {
@@ -117,11 +200,9 @@ func Claims(ctx context.Context, c client.Reader, namespace, prefix, except stri
 		if !ok || instance == except || instance == "" {
 			continue
 		}
-		inv := &Inventory{}
-		if raw := cm.Data[dataKey]; raw != "" {
-			if err := json.Unmarshal([]byte(raw), inv); err != nil {
-				return nil, fmt.Errorf("inventory ConfigMap %s/%s of meshcd instance %s is corrupt: %w", namespace, cm.Name, instance, err)
-			}
+		inv, err := decode(cm.Data)
+		if err != nil {
+			return nil, fmt.Errorf("inventory ConfigMap %s/%s of meshcd instance %s is corrupt: %w", namespace, cm.Name, instance, err)
 		}
 		for _, e := range inv.Entries {
 			out[e.ID] = append(out[e.ID], instance)
