@@ -12,8 +12,8 @@ import (
 )
 
 // sharedLists serves the bulk lists of a reconcile without an informer
-// cache (meshcd apply): a list the apply made is served once more, as a
-// copy, to the health read-back right after it when the apply wrote
+// cache (meshcd apply): a copy of a list the apply made is served once
+// more to the health read-back right after it when the apply wrote
 // nothing, so that a no-op lists each kind once instead of twice. Any
 // other list goes to the API server.
 type sharedLists struct {
@@ -42,7 +42,8 @@ func (s *sharedLists) List(ctx context.Context, list client.ObjectList, opts ...
 	delete(s.kept, key)
 	s.mu.Unlock()
 	if kept != nil {
-		kept.DeepCopyInto(u)
+		// Served once: the kept copy is the caller's now.
+		*u = *kept
 		return nil
 	}
 	if err := s.Reader.List(ctx, u, opts...); err != nil {

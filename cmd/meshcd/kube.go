@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshcd/meshcd/reconciler/lister"
 )
 
 // defaultRequestTimeout bounds every request to the API server unless
@@ -84,7 +86,12 @@ func (k *kubeFlags) dial(ctx context.Context, bounded bool) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster client: %w", err)
 	}
-	return &clients{config: cfg, client: c}, nil
+	// Bulk lists that no informer serves are decoded once.
+	direct, err := lister.NewDirect(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	return &clients{config: cfg, client: direct}, nil
 }
 
 // load reads the kubeconfig and returns its client configuration and the

@@ -509,22 +509,35 @@ func (m *Manager) index(ctx context.Context, objs []*stamped) (map[object.ObjMet
 		kinds[o.gvk] = true
 	}
 	out := make(map[object.ObjMetadata]*unstructured.Unstructured, len(objs))
+	var mu sync.Mutex
+	// The kinds are listed side by side: the API server encodes one list
+	// while this process decodes another.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for gvk := range kinds {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := m.opts.Lists.List(ctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
-			return nil, fmt.Errorf("list %s failed: %w; if it is a custom resource, install its CRD first", gvk.Kind, err)
-		}
-		apiVersion := gvk.GroupVersion().String()
-		for i := range list.Items {
-			item := &list.Items[i]
-			if item.Object["apiVersion"] != apiVersion || item.Object["kind"] != gvk.Kind {
-				// An item from an informer is shared and already has
-				// its kind; one decoded from a list may lack it.
-				item.SetGroupVersionKind(gvk)
+		g.Go(func() error {
+			list := &unstructured.UnstructuredList{}
+			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			if err := m.opts.Lists.List(gctx, list, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+				return fmt.Errorf("list %s failed: %w; if it is a custom resource, install its CRD first", gvk.Kind, err)
 			}
-			out[keyOf(gvk.GroupKind(), item)] = item
-		}
+			apiVersion := gvk.GroupVersion().String()
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range list.Items {
+				item := &list.Items[i]
+				if item.Object["apiVersion"] != apiVersion || item.Object["kind"] != gvk.Kind {
+					// An item from an informer is shared and already has
+					// its kind; one decoded from a list may lack it.
+					item.SetGroupVersionKind(gvk)
+				}
+				out[keyOf(gvk.GroupKind(), item)] = item
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

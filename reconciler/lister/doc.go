@@ -12,4 +12,8 @@
 // only other managers' entries on the main resource, which the apply reads
 // to find fields they added (package foreign); meshcd's own entries and the
 // subresources' are dropped.
+//
+// A process without informers (meshcd apply, diff, status) lists through
+// Direct, a client that decodes each list response once instead of the
+// four passes of client-go's unstructured decoder.
 package lister
