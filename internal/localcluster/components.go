@@ -213,7 +213,12 @@ options:
 		return err
 	}
 	capacity := corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"), // fake nodes: room for many waypoints
+		// Fake nodes with room for a waypoint in each of thousands of
+		// namespaces: a waypoint requests 100m of CPU (waypoint.resources in
+		// Istio's manifests/charts/istio-control/istio-discovery/values.yaml),
+		// so 32 CPUs a node held 960 on 3 nodes, and a 1,000-namespace spec
+		// waited for the rest.
+		corev1.ResourceCPU: resource.MustParse("1000"), corev1.ResourceMemory: resource.MustParse("8Ti"), corev1.ResourcePods: resource.MustParse("5000"),
 	}
 	for i := 0; i < c.opts.Nodes; i++ {
 		name := fmt.Sprintf("kwok-node-%d", i)
