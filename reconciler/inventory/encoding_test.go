@@ -84,3 +84,18 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+func TestDecode_BothKeysAreAnErrorEvenRightAfterTheGzippedOneWasDecoded(t *testing.T) {
+	s := NewStore(nil, "meshcd-system", "meshcd-inventory-default")
+	values := map[string]string{}
+	if err := s.encode(entries(4000), values); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.decode(values); err != nil {
+		t.Fatal(err)
+	}
+	values[dataKey] = `{"entries":[]}`
+	if _, err := s.decode(values); err == nil || !strings.Contains(err.Error(), "both keys") {
+		t.Fatalf("want an error naming both keys, got %v", err)
+	}
+}

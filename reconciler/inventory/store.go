@@ -129,12 +129,15 @@ func (s *Store) encode(inv *Inventory, values map[string]string) error {
 // decode returns a copy of the inventory values hold.
 func (s *Store) decode(values map[string]string) (*Inventory, error) {
 	key, raw := dataKey, values[dataKey]
-	if z, ok := values[gzipKey]; ok {
+	_, plain := values[dataKey]
+	z, gzipped := values[gzipKey]
+	if gzipped {
 		key, raw = gzipKey, z
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inv != nil && s.key == key && s.raw == raw {
+	// Data with both keys is never served from the last decoding of one.
+	if s.inv != nil && !(plain && gzipped) && s.key == key && s.raw == raw {
 		return s.inv.clone(), nil
 	}
 	inv, err := decode(values)
