@@ -74,13 +74,16 @@ func (s *Store) Update(ctx context.Context, change func(cur *Inventory) (*Invent
 		if err != nil {
 			return nil, err
 		}
+		// change may edit cur in place: what was stored is compared
+		// with a copy taken before.
+		before := cur.clone()
 		next, err := change(cur)
 		if err != nil {
 			return nil, err
 		}
 		next = next.clone()
 		next.sort()
-		if stored = next; reflect.DeepEqual(next, cur) {
+		if stored = next; reflect.DeepEqual(next, before) {
 			return values, nil // nothing to encode, nothing to write
 		}
 		if err := s.encode(next, values); err != nil {
