@@ -68,9 +68,10 @@ type benchReport struct {
 // memFigures are the memory of one meshcd run process of its own.
 type memFigures struct {
 	Namespaces, Services, Owned int
-	// Steady is the largest VmRSS at rest once the first reconcile is done,
-	// Heap the Go heap then (go_memstats_alloc_bytes), Peak the largest
-	// VmRSS during a no-op reconcile a push webhook asked for.
+	// Steady is the largest VmRSS at rest, from 15 s after the first
+	// reconcile is done, Heap the Go heap then (go_memstats_alloc_bytes),
+	// Peak the largest VmRSS during a no-op reconcile a push webhook
+	// asked for.
 	Steady, Heap, Peak int64
 	// File is the part of Steady that is file pages: the binary's code
 	// and read-only data the process touched, which every process of
@@ -169,7 +170,7 @@ func (r *benchReport) markdown() string {
 		b.WriteString("Flux's engine has no watch: kustomize-controller finds drift at its next reconcile, so its latency is up to the Kustomization's `spec.interval` (most examples in kustomize-controller's docs/spec/v1/kustomizations.md use 5m; each such reconcile is the no-op above).\n\n")
 	}
 	if len(r.Memory) > 0 {
-		b.WriteString("## Memory\n\nA `meshcd run` process on its own, on a cluster of its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced). Steady: the largest of ten VmRSS readings a second apart once its first reconcile is done; of it file pages: RssFile then, the pages of the binary the process touched, which do not grow with the objects; Go heap: `go_memstats_alloc_bytes` from its /metrics then; peak: the largest VmRSS read every 100 ms during a no-op reconcile a push webhook asked for. Per object is the whole steady VmRSS divided by the objects.\n\n")
+		b.WriteString("## Memory\n\nA `meshcd run` process on its own, on a cluster of its own (built into a temp dir, following a file:// repository of the spec, its informers and drift watch synced). Steady: the largest of ten VmRSS readings a second apart, from 15 s after its first reconcile is done (run returns a reconcile's garbage to the system when it ends); of it file pages: RssFile then, the pages of the binary the process touched, which do not grow with the objects; Go heap: `go_memstats_alloc_bytes` from its /metrics then; peak: the largest VmRSS read every 100 ms during a no-op reconcile a push webhook asked for. Per object is the whole steady VmRSS divided by the objects.\n\n")
 		b.WriteString("| spec | owned objects | steady VmRSS | of it file pages | per object | Go heap | peak VmRSS during a no-op |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, m := range r.Memory {
 			if m.Failed != "" {
