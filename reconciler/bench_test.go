@@ -405,9 +405,8 @@ func vmRSS(pid int) (rss, file int64) {
 // runMemory commits dir to a git repository, runs `meshcd run` on it as
 // the instance name, and reads its memory: the steady VmRSS (the largest of
 // ten readings a second apart from 15 s after its first reconcile
-// succeeded), the Go
-// heap then, and the peak VmRSS during a no-op reconcile a push webhook
-// asks for. A first reconcile that did not succeed leaves the figures
+// succeeded), the Go heap then, and the peak VmRSS during a no-op
+// reconcile a push webhook asks for. A first reconcile that did not succeed leaves the figures
 // empty and says why in Failed.
 func runMemory(b *testing.B, bin string, c *localcluster.Cluster, dir, name string) memFigures {
 	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-q", "-m", "spec"}} {

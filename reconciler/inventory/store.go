@@ -42,10 +42,10 @@ type Store struct {
 	state *state.Store
 
 	mu sync.Mutex
-	// key and raw are the last encoding decoded, inv its inventory: an
-	// unchanged ConfigMap is not decoded again. Callers get copies.
-	key, raw string
-	inv      *Inventory
+	// enc is the last encoding decoded, inv its inventory: an unchanged
+	// ConfigMap is not decoded again. Callers get copies.
+	enc encoding
+	inv *Inventory
 }
 
 // NewStore returns the store of the ConfigMap namespace/name.
@@ -129,52 +129,56 @@ func (s *Store) encode(inv *Inventory, values map[string]string) error {
 	return nil
 }
 
-// decode returns a copy of the inventory values hold.
+// encoding is what a ConfigMap's data hold of an inventory: which keys
+// and their values.
+type encoding struct {
+	plain, gzipped       string
+	hasPlain, hasGzipped bool
+}
+
+func encodingOf(values map[string]string) encoding {
+	e := encoding{}
+	e.plain, e.hasPlain = values[dataKey]
+	e.gzipped, e.hasGzipped = values[gzipKey]
+	return e
+}
+
+// decode returns a copy of the inventory values hold. Only a successful
+// decoding is kept, so data with both keys is never served from one.
 func (s *Store) decode(values map[string]string) (*Inventory, error) {
-	key, raw := dataKey, values[dataKey]
-	_, plain := values[dataKey]
-	z, gzipped := values[gzipKey]
-	if gzipped {
-		key, raw = gzipKey, z
-	}
+	enc := encodingOf(values)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Data with both keys is never served from the last decoding of one.
-	if s.inv != nil && !(plain && gzipped) && s.key == key && s.raw == raw {
+	if s.inv != nil && s.enc == enc {
 		return s.inv.clone(), nil
 	}
-	inv, err := decode(values)
+	inv, err := enc.decode()
 	if err != nil {
 		return nil, fmt.Errorf("inventory ConfigMap %s/%s is corrupt: %w; restore it or delete it to start over, which forgets what meshcd owned", s.state.Namespace, s.state.Name, err)
 	}
-	s.key, s.raw, s.inv = key, raw, inv
+	s.enc, s.inv = enc, inv
 	return inv.clone(), nil
 }
 
-// decode reads the inventory a ConfigMap's data hold, sorted by id.
-func decode(values map[string]string) (*Inventory, error) {
-	plain, hasPlain := values[dataKey]
-	z, hasGzip := values[gzipKey]
-	if hasPlain && hasGzip {
+// decode reads the inventory, sorted by id.
+func (e encoding) decode() (*Inventory, error) {
+	if e.hasPlain && e.hasGzipped {
 		return nil, fmt.Errorf("it holds both keys %q and %q, and meshcd writes only one", dataKey, gzipKey)
 	}
-	raw := []byte(plain)
-	if hasGzip {
-		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, strings.NewReader(z)))
+	key, raw := dataKey, []byte(e.plain)
+	if e.hasGzipped {
+		key = gzipKey
+		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, strings.NewReader(e.gzipped)))
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", gzipKey, err)
+			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
 		if raw, err = io.ReadAll(zr); err != nil {
-			return nil, fmt.Errorf("key %q: %w", gzipKey, err)
+			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
 	}
 	inv := &Inventory{}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, inv); err != nil {
-			key := dataKey
-			if hasGzip {
-				key = gzipKey
-			}
 			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
 	}
@@ -206,7 +210,7 @@ func Claims(ctx context.Context, c client.Reader, namespace, prefix, except stri
 		if !ok || instance == except || instance == "" {
 			continue
 		}
-		inv, err := decode(cm.Data)
+		inv, err := encodingOf(cm.Data).decode()
 		if err != nil {
 			return nil, fmt.Errorf("inventory ConfigMap %s/%s of meshcd instance %s is corrupt: %w", namespace, cm.Name, instance, err)
 		}
