@@ -149,6 +149,7 @@ func (r *Reconciler) judge(ctx context.Context, desired []*unstructured.Unstruct
 func (r *Reconciler) Correct(ctx context.Context, desired *unstructured.Unstructured) error {
 	opts := r.opts.Apply
 	opts.Force = true
+	opts.Expect = nil // one object, not the desired set
 	_, err := apply.New(r.client, r.health, opts).Apply(ctx, []*unstructured.Unstructured{desired})
 	return err
 }

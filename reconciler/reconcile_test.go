@@ -347,7 +347,7 @@ func TestReconcile_WithInformersANoOpReadsNoObjectAndAChangedOneIsCorrected(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, func(o *reconciler.Options) { o.Lists = lists; o.Apply.Force = true })
+	e := newEnv(t, func(o *reconciler.Options) { o.Lists = lists; o.Apply.Expect = lists.Expect; o.Apply.Force = true })
 	noop := func() int {
 		t.Helper()
 		e.reconcile() // the first after a change judges it; the next reads only meshcd's state
@@ -371,6 +371,27 @@ func TestReconcile_WithInformersANoOpReadsNoObjectAndAChangedOneIsCorrected(t *t
 	e.reconcile()
 	if large := noop(); large != small {
 		t.Fatalf("a no-op of 3 services sent %d requests, of 1 service %d: objects were read one by one", large, small)
+	}
+	// The informers hold what the apply expects slim: the no-op judged
+	// them without their bodies.
+	held := &unstructured.UnstructuredList{}
+	held.SetAPIVersion("v1")
+	held.SetKind("ServiceList")
+	if err := lists.List(ctx, held, client.InNamespace(e.ns), client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+		t.Fatal(err)
+	}
+	slim := 0
+	for _, item := range held.Items {
+		if len(item.GetManagedFields()) > 0 {
+			continue // istiod's waypoint Service, which carries the Gateway's labels
+		}
+		if _, body := item.Object["spec"]; body {
+			t.Fatalf("the informer holds Service %s whole: it is unchanged and expected", item.GetName())
+		}
+		slim++
+	}
+	if slim < 3 {
+		t.Fatalf("%d of meshcd's Services are held slim, want every per-version one", slim)
 	}
 
 	// Another manager changes a selector meshcd set.

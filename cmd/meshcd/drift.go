@@ -67,6 +67,7 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			lists.Expect(desired)
 			w := &drift.Watcher{Client: cl.client, Informers: lists}
 			fmt.Fprintf(cmd.ErrOrStderr(), "watching %d objects for drift (mode %s)\n", len(desired), mode)
 			var fights *drift.Fights

@@ -50,6 +50,11 @@ type Options struct {
 	// lister) makes an apply that changes nothing cost no list request;
 	// the apply never changes a listed object.
 	Lists client.Reader
+	// Expect, when set, is told the stamped objects of the whole desired
+	// set before an apply lists them, so that Lists' cache may keep the
+	// live objects that hold them slim (lister.Lister.Expect). An apply of
+	// part of the set (a drift correction) must leave it unset.
+	Expect func(stamped []*unstructured.Unstructured)
 	// Instance names this meshcd instance: an object another instance owns
 	// is written or pruned only once that instance's inventory no longer
 	// lists it.
@@ -155,6 +160,13 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	desired, err := m.stamp(objs)
 	if err != nil {
 		return cs, err
+	}
+	if m.opts.Expect != nil {
+		stamped := make([]*unstructured.Unstructured, len(desired))
+		for i, s := range desired {
+			stamped[i] = s.obj
+		}
+		m.opts.Expect(stamped)
 	}
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.

@@ -83,3 +83,41 @@ func TestDrifted_ComparesLabelsAnnotationsAndSpecOnly(t *testing.T) {
 		t.Fatal("a label the dry-run adds is drift")
 	}
 }
+
+func TestSlim_DropsTheBodyOnlyOfAnObjectThatHoldsDesired(t *testing.T) {
+	desired := svc(map[string]any{"app": "orders"}, int64(8080))
+	if err := Stamp(desired); err != nil {
+		t.Fatal(err)
+	}
+	live := desired.DeepCopy()
+	_ = unstructured.SetNestedField(live.Object, "ClusterIP", "spec", "type")
+	_ = unstructured.SetNestedField(live.Object, "10.0.0.1", "status", "loadBalancer", "ingress")
+	if !Slim(desired, live) {
+		t.Fatal("a live object holding desired must be slimmed")
+	}
+	if _, ok := live.Object["spec"]; ok {
+		t.Fatal("a slim copy keeps no spec")
+	}
+	if live.GetName() != desired.GetName() || live.GetLabels()["app"] != "orders" || live.Object["status"] == nil {
+		t.Fatalf("a slim copy keeps metadata and status: %v", live.Object)
+	}
+	if !Current(desired, live) {
+		t.Fatal("a slim copy of desired is current")
+	}
+	other := svc(map[string]any{"app": "orders"}, int64(9090))
+	if err := Stamp(other); err != nil {
+		t.Fatal(err)
+	}
+	if Current(other, live) {
+		t.Fatal("a slim copy is current only for the digest it holds")
+	}
+
+	changed := desired.DeepCopy()
+	_ = unstructured.SetNestedField(changed.Object, "billing", "metadata", "labels", "app")
+	if Slim(desired, changed) {
+		t.Fatal("a changed object must not be slimmed")
+	}
+	if _, ok := changed.Object["spec"]; !ok {
+		t.Fatal("an object that is not slimmed keeps its body")
+	}
+}

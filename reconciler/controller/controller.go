@@ -92,6 +92,7 @@ type Controller struct {
 // informs, through lists' informers. events may be nil.
 func New(c client.Client, lists *lister.Lister, events record.EventRecorder, log *slog.Logger, opts Options) *Controller {
 	opts.Reconciler.Lists = lists
+	opts.Reconciler.Apply.Expect = lists.Expect
 	if opts.Drift == "" {
 		opts.Drift = drift.ModeCorrect
 	}

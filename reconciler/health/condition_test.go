@@ -38,14 +38,14 @@ func TestReport_ServiceEnrolledByItsNamespaceIsJudgedByWaypointBound(t *testing.
 		}}},
 	}}
 	s := &snapshot{objects: map[ref]*unstructured.Unstructured{{ambient.ServiceGK, "shop", "app"}: svc}}
-	r, judged := s.report(ambient.ServiceGK, "Service shop/app", svc)
+	r, judged := s.report(ambient.ServiceGK, "Service shop/app", svc, svc)
 	if !judged || r.Healthy || r.Message == "" {
 		t.Fatalf("a Service bound through its namespace with a refused canary must be unhealthy with istiod's message: %+v (judged %v)", r, judged)
 	}
 	unbound := svc.DeepCopy()
 	delete(unbound.Object, "status")
 	s.objects[ref{ambient.ServiceGK, "shop", "app"}] = unbound
-	if _, judged := s.report(ambient.ServiceGK, "Service shop/app", unbound); judged {
+	if _, judged := s.report(ambient.ServiceGK, "Service shop/app", unbound, unbound); judged {
 		t.Fatal("a Service that uses no waypoint is not judged")
 	}
 }

@@ -40,6 +40,9 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 	kinds := map[schema.GroupVersionKind]bool{}
 	for i, o := range objs {
 		gvk := o.GroupVersionKind()
+		if !reported[gvk.GroupKind()] {
+			continue
+		}
 		k := judged{gvk, ref{gvk.GroupKind(), o.GetNamespace(), o.GetName()}}
 		keys[i] = k
 		j, ok := prev[k]
@@ -47,23 +50,21 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 			j = judgement{object: meshspec.RefOf(o).String()}
 		}
 		next[k] = j
-		if reported[k.ref.gk] {
-			kinds[gvk] = true
-		}
+		kinds[gvk] = true
 	}
 	snap, err := c.snapshot(ctx, kinds)
 	if err != nil {
 		return nil, err
 	}
 	var out []Report
-	for _, k := range keys {
-		j := next[k]
+	for i, k := range keys {
+		j, ok := next[k]
 		live := snap.objects[k.ref]
-		if live == nil {
+		if !ok || live == nil {
 			continue
 		}
 		if rv := live.GetResourceVersion(); rv == "" || rv != j.rv {
-			j.report, j.reported = snap.report(k.ref.gk, j.object, live)
+			j.report, j.reported = snap.report(k.ref.gk, j.object, objs[i], live)
 			j.rv = ""
 			if judgedAlone(k.ref.gk, j.report) {
 				j.rv = rv
@@ -82,7 +83,9 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 }
 
 // judged keys a judgement by what the desired object says of itself: its
-// kind, version, namespace and name. A report reads nothing else of it.
+// kind, version, namespace and name. A report that is kept reads nothing
+// else of it: those that read its spec are judged again each time
+// (judgedAlone).
 type judged struct {
 	gvk schema.GroupVersionKind
 	ref ref
@@ -146,12 +149,13 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 	return last, nil
 }
 
-// report judges one object from its live copy and the snapshot.
-func (s *snapshot) report(gk schema.GroupKind, object string, live *unstructured.Unstructured) (Report, bool) {
+// report judges one object from its live copy, what meshcd wants of it,
+// and the snapshot.
+func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: object}
 	switch gk {
 	case ambient.GatewayGK:
-		if class, _, _ := unstructured.NestedString(live.Object, "spec", "gatewayClassName"); class != ambient.WaypointClass {
+		if class, _, _ := unstructured.NestedString(intent(desired, live), "gatewayClassName"); class != ambient.WaypointClass {
 			return r, false
 		}
 		k := ref{deploymentGVK.GroupKind(), live.GetNamespace(), live.GetName()}
@@ -168,7 +172,7 @@ func (s *snapshot) report(gk schema.GroupKind, object string, live *unstructured
 	case ambient.AuthorizationPolicyGK:
 		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
 		if !r.Healthy && !r.Pending {
-			r = s.awaitBinding(live, r)
+			r = s.awaitBinding(desired, live, r)
 		}
 	case ambient.HTTPRouteGK:
 		r = routeReport(live, r)
@@ -176,6 +180,18 @@ func (s *snapshot) report(gk schema.GroupKind, object string, live *unstructured
 		return r, false
 	}
 	return r, true
+}
+
+// intent is the spec a report reads an object's purpose from: the desired
+// object's, or the live one's when desired only names the object (meshcd
+// status judges the inventory's entries). A live copy from an informer may
+// have no spec at all (apply.Slim).
+func intent(desired, live *unstructured.Unstructured) map[string]any {
+	if spec, ok := desired.Object["spec"].(map[string]any); ok {
+		return spec
+	}
+	spec, _ := live.Object["spec"].(map[string]any)
+	return spec
 }
 
 // judgedAlone reports whether report judged r from the live object alone,
@@ -190,12 +206,12 @@ func judgedAlone(gk schema.GroupKind, r Report) bool {
 // its target Service is not bound to a waypoint into a pending report while
 // that Service is meshcd's and its binding is still on the way: the policy's
 // status was computed before the binding and will be rewritten after it.
-func (s *snapshot) awaitBinding(live *unstructured.Unstructured, r Report) Report {
+func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, r Report) Report {
 	cond := findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointAccepted)
 	if cond == nil || cond.Reason != ambient.ReasonAncestorNotBound {
 		return r
 	}
-	refs, _, _ := unstructured.NestedSlice(live.Object, "spec", "targetRefs")
+	refs, _, _ := unstructured.NestedSlice(intent(desired, live), "targetRefs")
 	for _, t := range refs {
 		tm, _ := t.(map[string]any)
 		if kind, _ := tm["kind"].(string); kind != "Service" {

@@ -11,7 +11,11 @@
 // labelled) never comes from a cache. Of managedFields the informers keep
 // only other managers' entries on the main resource, which the apply reads
 // to find fields they added (package foreign); meshcd's own entries and the
-// subresources' are dropped.
+// subresources' are dropped. An object meshcd owns that holds, field for
+// field, the desired object with its digest is kept slim: metadata and
+// status only, marked as holding it (Expect, apply.Slim). That is what a
+// reconcile, the health read-back and the drift watch read of an unchanged
+// object, and most of what meshcd owns is unchanged most of the time.
 //
 // A process without informers (meshcd apply, diff, status) lists through
 // Direct, a client that decodes each list response once instead of the

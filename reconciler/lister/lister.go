@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/internal/contentkey"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
@@ -28,6 +30,11 @@ type Lister struct {
 	// waypoints on what istiod creates for a waypoint.
 	owned, waypoints cache.Cache
 	direct           client.Reader
+	names            *names
+
+	mu sync.RWMutex
+	// expected are the stamped objects meshcd wants, by digest (Expect).
+	expected map[string]expected
 }
 
 var (
@@ -54,23 +61,71 @@ func exists(key string) labels.Selector {
 // transform drops the managedFields entries the apply never reads from a
 // listed object: meshcd's own and every subresource's, most of them. What
 // stays is what package foreign needs to see fields another manager added,
-// and on most objects that is nothing. It then rebuilds the object's maps
-// at their size with shared copies of its field names and strings, which
-// every object repeats: a cached object takes a fifth less memory.
-func (n *names) transform(in any) (any, error) {
-	if obj, ok := in.(metav1.Object); ok {
-		kept := slices.DeleteFunc(obj.GetManagedFields(), func(e metav1.ManagedFieldsEntry) bool { return !foreign.Other(e) })
-		if len(kept) == 0 {
-			kept = nil
+// and on most objects that is nothing. An object of meshcd's that holds the
+// expected object with its digest, and has no such entries, then loses its
+// body (apply.Slim): the apply, the health read-back and the drift watch
+// read only its metadata and status. Last, the object's maps are rebuilt at
+// their size with shared copies of its field names and strings, which
+// every object repeats.
+func (l *Lister) transform(in any) (any, error) {
+	obj, ok := in.(metav1.Object)
+	if !ok {
+		return in, nil
+	}
+	kept := slices.DeleteFunc(obj.GetManagedFields(), func(e metav1.ManagedFieldsEntry) bool { return !foreign.Other(e) })
+	if len(kept) == 0 {
+		kept = nil
+	}
+	obj.SetManagedFields(kept)
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return in, nil
+	}
+	if kept == nil && obj.GetLabels()[ambient.LabelManagedBy] == ambient.ManagedByValue {
+		l.mu.RLock()
+		want, ok := l.expected[apply.DigestOf(u)]
+		l.mu.RUnlock()
+		// An expected object changed since Expect is no longer the one
+		// its digest names: the live object keeps its body.
+		if ok && contentkey.Of(want.obj.Object) == want.content {
+			apply.Slim(want.obj, u)
 		}
-		obj.SetManagedFields(kept)
 	}
-	if u, ok := in.(*unstructured.Unstructured); ok {
-		n.mu.Lock()
-		u.Object = n.compact(u.Object).(map[string]any)
-		n.mu.Unlock()
+	l.names.mu.Lock()
+	u.Object = l.names.compact(u.Object).(map[string]any)
+	l.names.mu.Unlock()
+	return u, nil
+}
+
+// Expect tells the informers the objects meshcd wants now, stamped
+// (apply.Stamp), replacing those it was told before: an object cached from
+// now on that holds the one with its digest is kept slim. An apply tells
+// them before it lists, so that what it creates or changes is cached slim.
+func (l *Lister) Expect(stamped []*unstructured.Unstructured) {
+	l.mu.RLock()
+	prev := l.expected
+	l.mu.RUnlock()
+	by := make(map[string]expected, len(stamped))
+	for _, o := range stamped {
+		d := apply.DigestOf(o)
+		if d == "" {
+			continue
+		}
+		e, ok := prev[d]
+		if !ok || e.obj != o {
+			e = expected{obj: o, content: contentkey.Of(o.Object)}
+		}
+		by[d] = e
 	}
-	return in, nil
+	l.mu.Lock()
+	l.expected = by
+	l.mu.Unlock()
+}
+
+// expected is an object Expect was told of, with its content key then.
+type expected struct {
+	obj     *unstructured.Unstructured
+	content contentkey.Key
 }
 
 // names are the field names the cached objects share. Field names come
@@ -118,14 +173,13 @@ func (n *names) compact(v any) any {
 // Start starts the informers' caches and returns a Lister reading through
 // them; direct serves every read the caches do not. The caches stop with ctx.
 func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister, error) {
-	l := &Lister{direct: direct}
-	n := &names{shared: map[string]string{}}
+	l := &Lister{direct: direct, names: &names{shared: map[string]string{}}}
 	for _, c := range []struct {
 		cache    *cache.Cache
 		selector labels.Selector
 	}{{&l.owned, managed}, {&l.waypoints, waypoints}} {
 		var err error
-		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: n.transform}); err != nil {
+		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: l.transform}); err != nil {
 			return nil, fmt.Errorf("informer cache: %w", err)
 		}
 		go func() { _ = (*c.cache).Start(ctx) }()

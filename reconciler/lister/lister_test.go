@@ -12,12 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/lister"
 )
 
@@ -244,5 +246,85 @@ func TestLister_InformerIsTheOneItsListsComeFrom(t *testing.T) {
 	cached.SetManagedFields(nil)
 	if !equality.Semantic.DeepEqual(cached.Object, server.Object) {
 		t.Fatalf("the cached Service differs from the server's:\ncached %v\nserver %v", cached.Object, server.Object)
+	}
+}
+
+// cachedService lists the managed Service name of ns through l until cond
+// holds for it.
+func cachedService(t *testing.T, l *lister.Lister, ns, name, want string, cond func(*unstructured.Unstructured) bool) *unstructured.Unstructured {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("v1")
+		list.SetKind("ServiceList")
+		if err := l.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			if it := &list.Items[i]; it.GetName() == name && cond(it) {
+				return it
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache never held Service %s/%s %s: %v", ns, name, want, list.Items)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLister_KeepsAnExpectedObjectSlimOnlyWhileItHoldsIt(t *testing.T) {
+	cluster := clustertest.Cluster(t)
+	c := clustertest.Client(t)
+	ns := clustertest.Namespace(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	desired := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue, "team": "payments"}},
+		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
+	}}
+	if err := apply.Stamp(desired); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lister.Start(ctx, cluster.RESTConfig(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Expect([]*unstructured.Unstructured{desired})
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired.DeepCopy()), client.FieldOwner(ambient.FieldManager)); err != nil {
+		t.Fatal(err)
+	}
+	slim := func(u *unstructured.Unstructured) bool { _, body := u.Object["spec"]; return !body }
+	got := cachedService(t, l, ns, "orders", "slim", slim)
+	if !apply.Current(desired, got) {
+		t.Fatal("the slim copy of an expected object must be current")
+	}
+
+	// Another writer changes a field meshcd set: the cache keeps the body,
+	// and the object is not current.
+	patch := []byte(`{"metadata":{"labels":{"team":"billing"}}}`)
+	target := desired.DeepCopy()
+	if err := c.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	got = cachedService(t, l, ns, "orders", "whole after the edit", func(u *unstructured.Unstructured) bool { return u.GetResourceVersion() == target.GetResourceVersion() })
+	if slim(got) || apply.Current(desired, got) {
+		t.Fatalf("an edited object must be cached whole and not current: %v", got.Object)
+	}
+
+	// An expected object changed after Expect no longer is what its
+	// digest names, even where the live object still holds every field it
+	// has left: what meshcd applies next is cached whole.
+	restored := desired.DeepCopy()
+	delete(desired.Object, "spec")
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(restored), client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
+		t.Fatal(err)
+	}
+	got = cachedService(t, l, ns, "orders", "after the re-apply", func(u *unstructured.Unstructured) bool {
+		return u.GetResourceVersion() == restored.GetResourceVersion()
+	})
+	if slim(got) {
+		t.Fatal("an object must not be slimmed against an expected object changed since Expect")
 	}
 }
