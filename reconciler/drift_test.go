@@ -12,6 +12,7 @@ import (
 	"github.com/meshcd/meshcd/internal/clustertest"
 	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/drift"
 	"github.com/meshcd/meshcd/reconciler/lister"
 )
@@ -94,7 +95,7 @@ func TestDrift_ManualLabelIsDetectedReportedAndCorrected(t *testing.T) {
 	}
 
 	// correct mode: re-apply, taking the field back.
-	if err := e.rec.Correct(context.Background(), ev.Desired); err != nil {
+	if err := e.rec.Correct(context.Background(), ev.Desired.Object); err != nil {
 		t.Fatal(err)
 	}
 	ns, _ = e.get("v1", "Namespace", "", e.ns)
@@ -245,7 +246,7 @@ func TestApply_ConvergesAfterTheAPIServerStopsMidway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range desired {
+	for _, d := range apply.Objects(desired) {
 		if _, err := e.get(d.GetAPIVersion(), d.GetKind(), d.GetNamespace(), d.GetName()); err != nil {
 			t.Errorf("lost: %s %s/%s: %v", d.GetKind(), d.GetNamespace(), d.GetName(), err)
 		}

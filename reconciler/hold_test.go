@@ -25,8 +25,8 @@ func TestReconcile_HeldObjectsAreSkippedUntilTheSpecChangesThem(t *testing.T) {
 	}
 	for _, d := range desired {
 		e.rec.Hold(d, "held by the test")
-		if !e.rec.Held(d) {
-			t.Fatalf("%s is not held", d.GetName())
+		if !e.rec.Held(d.Object) {
+			t.Fatalf("%s is not held", d.Object.GetName())
 		}
 	}
 	e.writes.Take()
@@ -63,7 +63,7 @@ func TestReconcile_HeldObjectsAreSkippedUntilTheSpecChangesThem(t *testing.T) {
 	if res.Pruned.Count(apply.Pruned) != 1 || res.Applied.Count(apply.Skipped) != 0 {
 		t.Fatalf("b is pruned once the spec drops it: applied %s, pruned %s", res.Applied.Summary(), res.Pruned.Summary())
 	}
-	for _, d := range desired {
+	for _, d := range apply.Objects(desired) {
 		if e.rec.Held(d) {
 			t.Fatalf("%s is still held", d.GetName())
 		}

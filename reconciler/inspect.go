@@ -19,9 +19,9 @@ import (
 	"github.com/meshcd/meshcd/reconciler/proof"
 )
 
-// Desired renders dir, adds what the rollouts have reached, and stamps
-// every object as apply would send it.
-func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
+// Desired renders dir, adds what the rollouts have reached, and returns
+// every object with the digest an apply stamps it with.
+func (r *Reconciler) Desired(ctx context.Context, dir string) ([]apply.Desired, error) {
 	bundle, err := r.rendered.Render(dir, r.opts.Render)
 	if err != nil {
 		return nil, fmt.Errorf("render failed: %w", err)
@@ -33,7 +33,7 @@ func (r *Reconciler) Desired(ctx context.Context, dir string) ([]*unstructured.U
 	if err != nil {
 		return nil, err
 	}
-	return r.apply.Stamped(objs)
+	return r.apply.Desired(objs)
 }
 
 // Diff is what an apply of a directory would change.
@@ -69,7 +69,7 @@ func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := inventory.New(desired)
+	next, err := inventory.New(apply.Objects(desired))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (r *Reconciler) Diff(ctx context.Context, dir string) (*Diff, error) {
 	for _, e := range stale {
 		out.Stale = append(out.Stale, e.String())
 	}
-	if out.Order, err = r.order(ctx, desired, stale); err != nil {
+	if out.Order, err = r.order(ctx, apply.Objects(desired), stale); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -129,7 +129,7 @@ func (r *Reconciler) Drift(ctx context.Context, dir string) (*drift.Report, erro
 }
 
 // judge dry-runs every desired object and collects the drifted ones.
-func (r *Reconciler) judge(ctx context.Context, desired []*unstructured.Unstructured) (*drift.Report, error) {
+func (r *Reconciler) judge(ctx context.Context, desired []apply.Desired) (*drift.Report, error) {
 	rep := &drift.Report{DetectedAt: time.Now(), Objects: []drift.Object{}}
 	for _, d := range desired {
 		o, err := drift.Judge(ctx, r.client, d)

@@ -581,18 +581,18 @@ func holdKey(o *unstructured.Unstructured) string {
 }
 
 // Hold keeps an object out of the applies for as long as the spec renders
-// it as desired (stamped, as a drift event carries it) says: it stays in the
+// it as desired (as a drift event carries it) says: it stays in the
 // inventory and is never pruned for it, and each reconcile reports it as
 // skipped with reason. A spec that renders it differently, or no more, ends
 // the hold. The controller holds an object another field manager fights
 // over.
-func (r *Reconciler) Hold(desired *unstructured.Unstructured, reason string) {
+func (r *Reconciler) Hold(desired apply.Desired, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.holds == nil {
 		r.holds = map[string]hold{}
 	}
-	r.holds[holdKey(desired)] = hold{object: meshspec.RefOf(desired).String(), digest: desired.GetAnnotations()[ambient.AnnotationDigest], reason: reason}
+	r.holds[holdKey(desired.Object)] = hold{object: meshspec.RefOf(desired.Object).String(), digest: desired.Digest, reason: reason}
 }
 
 // Held reports whether obj's object is held.

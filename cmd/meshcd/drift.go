@@ -90,7 +90,7 @@ func newDriftCommand(stdout io.Writer) *cobra.Command {
 					return
 				}
 				start := time.Now()
-				if err := r.Correct(cmd.Context(), ev.Desired); err != nil {
+				if err := r.Correct(cmd.Context(), ev.Desired.Object); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s correction failed: %v\n", ev.Drift.Object, err)
 					return
 				}

@@ -54,7 +54,7 @@ type Options struct {
 	// set before an apply lists them, so that Lists' cache may keep the
 	// live objects that hold them slim (lister.Lister.Expect). An apply of
 	// part of the set (a drift correction) must leave it unset.
-	Expect func(stamped []*unstructured.Unstructured)
+	Expect func([]Desired)
 	// Instance names this meshcd instance: an object another instance owns
 	// is written or pruned only once that instance's inventory no longer
 	// lists it.
@@ -108,11 +108,8 @@ type Manager struct {
 	opts      Options
 
 	mu sync.Mutex
-	// stamped are the last apply's stamped copies, by the content key of
-	// the object each was made from: an object passed again as it was is
-	// not copied, digested or read again, and keeps what the last apply
-	// found; one changed since, in place or not, is stamped afresh, and so
-	// is one whose copy changed (Stamped hands the copies out).
+	// stamped are the last apply's objects with their digests, by content
+	// key (stamp).
 	stamped map[contentkey.Key]*stamped
 
 	// beforeRemove, set by tests, runs between prune's read of a stale
@@ -162,11 +159,11 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		return cs, err
 	}
 	if m.opts.Expect != nil {
-		stamped := make([]*unstructured.Unstructured, len(desired))
+		expected := make([]Desired, len(desired))
 		for i, s := range desired {
-			stamped[i] = s.obj
+			expected[i] = s.Desired
 		}
-		m.opts.Expect(stamped)
+		m.opts.Expect(expected)
 	}
 	// One list per kind serves the whole apply: unchanged objects then cost
 	// no request of their own.
@@ -211,46 +208,47 @@ func (m *Manager) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	return cs, err
 }
 
-// stamped is a desired object's stamped copy and what an apply reads off it.
+// stamped is a desired object with its digest and what an apply reads
+// off it.
 type stamped struct {
-	obj *unstructured.Unstructured
-	// content is obj's content key when it was stamped.
-	content contentkey.Key
-	gvk     schema.GroupVersionKind
-	key     object.ObjMetadata
+	Desired
+	gvk schema.GroupVersionKind
+	key object.ObjMetadata
 	// name is "Kind namespace/name".
 	name    string
 	partial bool
 	// unchangedAt is the resourceVersion at which an apply last found the
-	// live object to be obj: a live object still at it is still unchanged,
-	// with no compare or dry-run. Manager.mu guards it.
+	// live object to be this one: a live object still at it is still
+	// unchanged, with no compare or dry-run. Manager.mu guards it.
 	unchangedAt string
 }
 
-// newStamped reads what an apply needs off obj, a stamped object.
-func newStamped(obj *unstructured.Unstructured) *stamped {
-	gvk := obj.GroupVersionKind()
-	return &stamped{obj: obj, content: contentkey.Of(obj.Object), gvk: gvk, key: keyOf(gvk.GroupKind(), obj), name: meshspec.RefOf(obj).String(), partial: isPartial(obj)}
+// newStamped reads what an apply needs off d.
+func newStamped(d Desired) *stamped {
+	gvk := d.Object.GroupVersionKind()
+	return &stamped{Desired: d, gvk: gvk, key: keyOf(gvk.GroupKind(), d.Object), name: meshspec.RefOf(d.Object).String(), partial: isPartial(d.Object)}
 }
 
-// Stamped returns the stamped copy of each object, the one Apply sends: the
-// same copies Apply holds, so that a caller keeping them for as long (the
-// drift watch) keeps no second set. A copy changed in place is never
-// applied: the next stamp makes a new one.
-func (m *Manager) Stamped(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+// Desired returns each object with its digest, as Apply holds them: the
+// objects are shared, not copied, and a digest is taken once for as long
+// as an object's content stays the same.
+func (m *Manager) Desired(objs []*unstructured.Unstructured) ([]Desired, error) {
 	st, err := m.stamp(objs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*unstructured.Unstructured, len(st))
+	out := make([]Desired, len(st))
 	for i, s := range st {
-		out[i] = s.obj
+		out[i] = s.Desired
 	}
 	return out, nil
 }
 
-// stamp returns a stamped copy of each object, reusing the last apply's
-// while both the object and the copy are as they were.
+// stamp returns each object with its digest, reusing the last apply's
+// digests by content key: an object passed again with the same content,
+// at the same pointer or not, is not digested again and keeps what the
+// last apply found; one changed since, in place or not, is digested
+// afresh. No stamped copy is kept: Desired.Stamped makes one for a write.
 func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	m.mu.Lock()
 	prev := m.stamped
@@ -260,8 +258,18 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 	keys := contentkey.Each(objs)
 	for i, o := range objs {
 		s, ok := prev[keys[i]]
-		if !ok || contentkey.Of(s.obj.Object) != s.content {
-			d, err := stampedCopy(o)
+		switch {
+		case ok && s.Object == o:
+		case ok && DigestOf(o) == "" && DigestOf(s.Object) == "":
+			// The same content at another pointer: hold the object
+			// passed now, so that the last one can be let go.
+			m.mu.Lock()
+			at := s.unchangedAt
+			m.mu.Unlock()
+			s = newStamped(Desired{Object: o, Digest: s.Digest, content: keys[i]})
+			s.unchangedAt = at
+		default:
+			d, err := newDesired(o, keys[i])
 			if err != nil {
 				return nil, err
 			}
@@ -277,9 +285,7 @@ func (m *Manager) stamp(objs []*unstructured.Unstructured) ([]*stamped, error) {
 }
 
 // stampedCopy returns obj stamped, sharing with obj every field but its
-// metadata, the only part Stamp writes. The copy's content key guards the
-// sharing: a copy whose content changed, through obj or not, is made again
-// before an apply reads it.
+// metadata, the only part Stamp writes.
 func stampedCopy(obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	root := maps.Clone(obj.Object)
 	if meta, ok := root["metadata"].(map[string]any); ok {
@@ -327,7 +333,7 @@ func (m *Manager) applyStage(ctx context.Context, cl *claims, objs []*stamped, l
 
 // applyOne applies one object unless its live copy already is desired.
 func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *unstructured.Unstructured) (Change, error) {
-	desired := s.obj
+	desired := s.Object
 	c := Change{Object: s.name}
 	if m.stillUnchanged(s, live) {
 		c.Action = Unchanged
@@ -339,7 +345,7 @@ func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *un
 	if err != nil {
 		return c, fmt.Errorf("%s %w", s.name, err)
 	}
-	if len(added) == 0 && Current(desired, live) {
+	if len(added) == 0 && s.current(live) {
 		m.sawUnchanged(s, live)
 		c.Action = Unchanged
 		return c, nil
@@ -362,10 +368,13 @@ func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *un
 		}
 		live = got
 	}
-	if live != nil && live.GetAnnotations()[ambient.AnnotationDigest] == desired.GetAnnotations()[ambient.AnnotationDigest] {
+	if live != nil && DigestOf(live) == s.Digest {
 		// Same intent, different live fields: let the server's dry-run say
 		// whether that is drift or only normalisation.
-		dry := desired.DeepCopy()
+		dry, err := s.Stamped()
+		if err != nil {
+			return c, err
+		}
 		if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(ambient.FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
 			return c, fmt.Errorf("%s dry-run failed: %w", c.Object, err)
 		}
@@ -388,7 +397,10 @@ func (m *Manager) applyOne(ctx context.Context, cl *claims, s *stamped, live *un
 	if m.opts.Force {
 		opts = append(opts, client.ForceOwnership)
 	}
-	applied := desired.DeepCopy()
+	applied, err := s.Stamped()
+	if err != nil {
+		return c, err
+	}
 	start := time.Now().Truncate(time.Second) // creationTimestamp has second precision
 	if err := m.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), opts...); err != nil {
 		if apierrors.IsConflict(err) {
@@ -562,7 +574,7 @@ func (m *Manager) waitCRDs(ctx context.Context, objs []*stamped) error {
 		if s.key.GroupKind != crdGK {
 			continue
 		}
-		o := s.obj
+		o := s.Object
 		waitCtx, cancel := context.WithTimeout(ctx, m.opts.WaypointTimeout)
 		err := wait.PollUntilContextCancel(waitCtx, m.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
 			live := &unstructured.Unstructured{}

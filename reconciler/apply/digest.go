@@ -34,46 +34,6 @@ func Stamp(obj *unstructured.Unstructured) error {
 	return nil
 }
 
-// Current reports whether live already is desired: it carries desired's
-// digest and every desired field with the same value, or it is a slim copy
-// that did when it was made (Slim). Fields the server added (defaults,
-// status, other managers' fields) do not matter.
-func Current(desired, live *unstructured.Unstructured) bool {
-	if live == nil || DigestOf(live) != DigestOf(desired) {
-		return false
-	}
-	if held, _ := live.Object[bodyHeld].(bool); held {
-		return true
-	}
-	return subset(desired.Object, live.Object)
-}
-
-// bodyHeld marks a slim copy: its top-level key cannot be a field of any
-// Kubernetes object.
-const bodyHeld = "meshcd.dev/body-held"
-
-// Slim drops from live, in place, every top-level field but apiVersion,
-// kind, metadata and status, and marks it as holding desired, when it
-// does: when it carries desired's digest and every desired field with the
-// same value. It reports whether it did. A digest is of a desired object's
-// whole content, so the mark holds for every desired object with live's
-// digest and for no other: Current then needs no body. A cache keeps what
-// meshcd owns this way at a fraction of its size.
-func Slim(desired, live *unstructured.Unstructured) bool {
-	if !Current(desired, live) {
-		return false
-	}
-	for k := range live.Object {
-		switch k {
-		case "apiVersion", "kind", "metadata", "status":
-		default:
-			delete(live.Object, k)
-		}
-	}
-	live.Object[bodyHeld] = true
-	return true
-}
-
 // DigestOf reads the digest annotation without copying the annotations,
 // as GetAnnotations does.
 func DigestOf(u *unstructured.Unstructured) string {

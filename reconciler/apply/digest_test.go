@@ -43,33 +43,6 @@ func TestStamp_SameIntentSameDigest(t *testing.T) {
 	}
 }
 
-func TestCurrent_IgnoresServerDefaultsButNotChangedFields(t *testing.T) {
-	desired := svc(map[string]any{"app": "orders"}, int64(8080))
-	if err := Stamp(desired); err != nil {
-		t.Fatal(err)
-	}
-	live := desired.DeepCopy()
-	// What the server adds: defaults, status, another label, int64 numbers.
-	_ = unstructured.SetNestedField(live.Object, "ClusterIP", "spec", "type")
-	_ = unstructured.SetNestedSlice(live.Object, []any{map[string]any{"name": "http", "port": int64(8080), "protocol": "TCP"}}, "spec", "ports")
-	_ = unstructured.SetNestedField(live.Object, "kubectl", "metadata", "labels", "extra")
-	if !Current(desired, live) {
-		t.Fatal("server defaults must not count as a change")
-	}
-	_ = unstructured.SetNestedField(live.Object, "billing", "metadata", "labels", "app")
-	if Current(desired, live) {
-		t.Fatal("a changed label must count")
-	}
-	if Current(desired, nil) {
-		t.Fatal("a missing object is not current")
-	}
-	stale := desired.DeepCopy()
-	stale.SetAnnotations(map[string]string{ambient.AnnotationDigest: "old"})
-	if Current(desired, stale) {
-		t.Fatal("a different digest means the intent changed")
-	}
-}
-
 func TestDrifted_ComparesLabelsAnnotationsAndSpecOnly(t *testing.T) {
 	live := svc(map[string]any{"app": "orders"}, int64(8080))
 	dry := live.DeepCopy()
@@ -81,43 +54,5 @@ func TestDrifted_ComparesLabelsAnnotationsAndSpecOnly(t *testing.T) {
 	_ = unstructured.SetNestedField(dry.Object, "v2", "metadata", "labels", "version")
 	if !Drifted(live, dry) {
 		t.Fatal("a label the dry-run adds is drift")
-	}
-}
-
-func TestSlim_DropsTheBodyOnlyOfAnObjectThatHoldsDesired(t *testing.T) {
-	desired := svc(map[string]any{"app": "orders"}, int64(8080))
-	if err := Stamp(desired); err != nil {
-		t.Fatal(err)
-	}
-	live := desired.DeepCopy()
-	_ = unstructured.SetNestedField(live.Object, "ClusterIP", "spec", "type")
-	_ = unstructured.SetNestedField(live.Object, "10.0.0.1", "status", "loadBalancer", "ingress")
-	if !Slim(desired, live) {
-		t.Fatal("a live object holding desired must be slimmed")
-	}
-	if _, ok := live.Object["spec"]; ok {
-		t.Fatal("a slim copy keeps no spec")
-	}
-	if live.GetName() != desired.GetName() || live.GetLabels()["app"] != "orders" || live.Object["status"] == nil {
-		t.Fatalf("a slim copy keeps metadata and status: %v", live.Object)
-	}
-	if !Current(desired, live) {
-		t.Fatal("a slim copy of desired is current")
-	}
-	other := svc(map[string]any{"app": "orders"}, int64(9090))
-	if err := Stamp(other); err != nil {
-		t.Fatal(err)
-	}
-	if Current(other, live) {
-		t.Fatal("a slim copy is current only for the digest it holds")
-	}
-
-	changed := desired.DeepCopy()
-	_ = unstructured.SetNestedField(changed.Object, "billing", "metadata", "labels", "app")
-	if Slim(desired, changed) {
-		t.Fatal("a changed object must not be slimmed")
-	}
-	if _, ok := changed.Object["spec"]; !ok {
-		t.Fatal("an object that is not slimmed keeps its body")
 	}
 }

@@ -83,7 +83,7 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*stamped, index 
 		if !s.partial {
 			continue
 		}
-		o := s.obj
+		o := s.Object
 		refs := Enrollments(o)
 		if len(refs) == 0 {
 			continue
@@ -122,10 +122,11 @@ func (m *Manager) holdEnrollment(ctx context.Context, desired []*stamped, index 
 			}
 		}
 		now.SetLabels(nl)
-		if err := Stamp(now); err != nil {
+		d, err := NewDesired(now)
+		if err != nil {
 			return nil, err
 		}
-		out[s] = held{now: newStamped(now), later: s, waypoints: refs}
+		out[s] = held{now: newStamped(d), later: s, waypoints: refs}
 	}
 	return out, nil
 }

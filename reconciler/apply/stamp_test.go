@@ -4,80 +4,61 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/meshcd/meshcd/ambient"
 )
 
-func TestStampCache_AnObjectChangedInPlaceIsStampedAfresh(t *testing.T) {
+func TestStampCache_AnObjectChangedInPlaceIsDigestedAfresh(t *testing.T) {
 	m := New(nil, nil, DefaultOptions())
 	orders := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Service",
 		"metadata": map[string]any{"name": "orders", "namespace": "shop"},
 		"spec":     map[string]any{"ports": []any{map[string]any{"port": int64(8080)}}},
 	}}
-	stamp := func() *stamped {
-		t.Helper()
-		out, err := m.stamp([]*unstructured.Unstructured{orders})
-		if err != nil || len(out) != 1 {
-			t.Fatalf("stamp: %v, %d", err, len(out))
-		}
-		return out[0]
+	first := m.mustStamp(t, orders)
+	if again := m.mustStamp(t, orders); again != first {
+		t.Fatal("an unchanged object was digested again instead of reused")
 	}
-	first := stamp()
-	if again := stamp(); again != first {
-		t.Fatal("an unchanged object was stamped again instead of reused")
-	}
+	first.unchangedAt = "42"
 	// The same object, changed in place.
 	_ = unstructured.SetNestedField(orders.Object, "ClientIP", "spec", "sessionAffinity")
-	changed := stamp()
-	if changed == first {
-		t.Fatal("the object changed in place was served its old stamped copy")
+	changed := m.mustStamp(t, orders)
+	if changed == first || changed.unchangedAt != "" {
+		t.Fatal("the object changed in place was served what the last apply found for it")
 	}
-	if v, _, _ := unstructured.NestedString(changed.obj.Object, "spec", "sessionAffinity"); v != "ClientIP" {
-		t.Fatalf("the stamped copy lacks the change: %v", changed.obj.Object["spec"])
-	}
-	if changed.obj.GetAnnotations()[ambient.AnnotationDigest] == first.obj.GetAnnotations()[ambient.AnnotationDigest] {
+	if changed.Digest == first.Digest {
 		t.Fatal("the changed object kept the old digest")
 	}
-	// A copy at another pointer with the same content reuses the stamped copy.
-	if reused, err := m.stamp([]*unstructured.Unstructured{orders.DeepCopy()}); err != nil || reused[0] != changed {
-		t.Fatalf("an equal object at another pointer was stamped again: %v", err)
+	// An equal object at another pointer keeps the digest and what the
+	// last apply found, and is the one held from now on.
+	changed.unchangedAt = "43"
+	twin := orders.DeepCopy()
+	reused := m.mustStamp(t, twin)
+	if reused.Digest != changed.Digest || reused.unchangedAt != "43" {
+		t.Fatalf("an equal object at another pointer lost its digest or state: %+v", reused)
+	}
+	if reused.Object != twin {
+		t.Fatal("the stamp cache still holds the object of the last apply, not the one passed now")
 	}
 }
 
-func TestStamped_ACopyChangedInPlaceIsStampedAgainAndTheObjectIsLeftAlone(t *testing.T) {
+func TestDesired_NoStampedCopyIsKept(t *testing.T) {
 	m := New(nil, nil, DefaultOptions())
 	orders := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Service",
 		"metadata": map[string]any{"name": "orders", "namespace": "shop", "annotations": map[string]any{"team": "payments"}},
 		"spec":     map[string]any{"ports": []any{map[string]any{"port": int64(8080)}}},
 	}}
-	handed, err := m.Stamped([]*unstructured.Unstructured{orders})
+	handed, err := m.Desired([]*unstructured.Unstructured{orders})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := m.mustStamp(t, orders)
-	if handed[0] != first.obj {
-		t.Fatal("Stamped handed out a copy of its own instead of the apply's")
+	if handed[0].Object != orders {
+		t.Fatal("Desired holds a copy instead of the object")
 	}
-	if _, ok := orders.GetAnnotations()[ambient.AnnotationDigest]; ok {
-		t.Fatal("stamping wrote the digest into the object it copied")
+	if DigestOf(orders) != "" {
+		t.Fatal("taking the digest wrote into the object")
 	}
-	digest := first.obj.GetAnnotations()[ambient.AnnotationDigest]
-
-	// A holder of the copy changes it in place while the object stays as
-	// it was: the apply must not send the copy or trust what it found for it.
-	first.unchangedAt = "42"
-	handed[0].SetLabels(map[string]string{"changed": "by-a-holder"})
-	again := m.mustStamp(t, orders)
-	if again == first || again.unchangedAt != "" {
-		t.Fatal("a copy changed in place was reused with what the last apply found")
-	}
-	if len(again.obj.GetLabels()) != 0 {
-		t.Fatalf("the new copy carries the holder's change: %v", again.obj.GetLabels())
-	}
-	if got := again.obj.GetAnnotations()[ambient.AnnotationDigest]; got != digest {
-		t.Fatalf("digest %s, want %s: the object is as it was", got, digest)
+	if s := m.mustStamp(t, orders); s.Digest != handed[0].Digest {
+		t.Fatalf("the apply's digest %s differs from the handed one %s", s.Digest, handed[0].Digest)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -85,7 +84,7 @@ type Controller struct {
 	stopWatch context.CancelFunc
 	// fought are the desired objects of the last drift of each object,
 	// to hold one that a fight is declared on.
-	fought map[string]*unstructured.Unstructured
+	fought map[string]apply.Desired
 }
 
 // New returns a Controller whose reconciles list, and whose drift watch
@@ -347,7 +346,7 @@ func (c *Controller) onDrift(ev drift.Event) {
 	if c.fights != nil {
 		c.mu.Lock()
 		if c.fought == nil {
-			c.fought = map[string]*unstructured.Unstructured{}
+			c.fought = map[string]apply.Desired{}
 		}
 		c.fought[ev.Drift.Object] = ev.Desired
 		c.mu.Unlock()
@@ -387,9 +386,9 @@ func (c *Controller) corrected(ctx context.Context, res *reconciler.Result, star
 	}
 	for _, f := range c.fights.All() {
 		c.mu.Lock()
-		desired := c.fought[f.Object]
+		desired, ok := c.fought[f.Object]
 		c.mu.Unlock()
-		if desired == nil || !c.rec.Held(desired) {
+		if !ok || !c.rec.Held(desired.Object) {
 			c.log.Info("fight over: the spec changed, meshcd corrects the object again", "object", f.Object, "path", f.Path)
 			c.fights.Forget(f.Object)
 			c.mu.Lock()
@@ -406,9 +405,9 @@ func (c *Controller) corrected(ctx context.Context, res *reconciler.Result, star
 func (c *Controller) declare(ctx context.Context, f *drift.Fight) {
 	msg := f.String()
 	c.mu.Lock()
-	desired := c.fought[f.Object]
+	desired, ok := c.fought[f.Object]
 	c.mu.Unlock()
-	if desired != nil {
+	if ok {
 		c.rec.Hold(desired, msg)
 	}
 	c.metrics.fights.Inc()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/foreign"
 )
 
@@ -49,12 +50,16 @@ type Object struct {
 	Fields  []Field `json:"fields,omitempty"`
 }
 
-// Judge compares desired, as stamped for apply, with the server's dry-run of
-// it and returns its drift, or nil when there is none. Fields another field
+// Judge compares desired, stamped as an apply sends it, with the server's
+// dry-run of it and returns its drift, or nil when there is none. Fields another field
 // manager added to an object meshcd owns fully are drift too (package
 // foreign says which count): the dry-run keeps them, so they are read from
 // the live object's managedFields, each with no desired value.
-func Judge(ctx context.Context, c client.Client, desired *unstructured.Unstructured) (*Object, error) {
+func Judge(ctx context.Context, c client.Client, want apply.Desired) (*Object, error) {
+	desired, err := want.Stamped()
+	if err != nil {
+		return nil, err
+	}
 	d, err := jsondiff.Unstructured(ctx, c, desired, jsondiff.FieldOwner(ambient.FieldManager))
 	if err != nil {
 		return nil, fmt.Errorf("%s dry-run failed: %w", meshspec.RefOf(desired), err)

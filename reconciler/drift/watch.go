@@ -39,8 +39,8 @@ type Watcher struct {
 // Event is a drifted object noticed by a watch.
 type Event struct {
 	Drift Object
-	// Desired is the desired object, stamped for apply, to correct it with.
-	Desired *unstructured.Unstructured
+	// Desired is the desired object, to correct it with.
+	Desired apply.Desired
 	// At is when the change was seen.
 	At time.Time
 }
@@ -68,14 +68,15 @@ func addedTo(desired, live *unstructured.Unstructured) bool {
 
 // Watch informs on every kind of desired, filtered by meshcd's label, and
 // calls onDrift for each object whose live copy stops matching desired. It
-// blocks until ctx ends. desired must be stamped (apply.Stamp). onDrift runs
-// on one goroutine, in the order changes are seen.
-func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructured, onDrift func(Event)) error {
-	want := make(map[object.ObjMetadata]*unstructured.Unstructured, len(desired))
+// blocks until ctx ends. onDrift runs on one goroutine, in the order
+// changes are seen.
+func (w *Watcher) Watch(ctx context.Context, desired []apply.Desired, onDrift func(Event)) error {
+	want := make(map[object.ObjMetadata]apply.Desired, len(desired))
 	gvks := map[schema.GroupVersionKind]bool{}
 	for _, d := range desired {
-		want[object.ObjMetadata{Namespace: d.GetNamespace(), Name: d.GetName(), GroupKind: d.GroupVersionKind().GroupKind()}] = d
-		gvks[d.GroupVersionKind()] = true
+		o := d.Object
+		want[object.ObjMetadata{Namespace: o.GetNamespace(), Name: o.GetName(), GroupKind: o.GroupVersionKind().GroupKind()}] = d
+		gvks[o.GroupVersionKind()] = true
 	}
 	// A delete may also mean the object left meshcd's label selector; its
 	// event can carry the last state that matched, so it is always judged.
@@ -125,7 +126,7 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 		case ch := <-changes:
 			at, live := time.Now(), ch.obj
 			d, ok := want[object.ObjMetadata{Namespace: live.GetNamespace(), Name: live.GetName(), GroupKind: live.GroupVersionKind().GroupKind()}]
-			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && apply.Current(d, live) && !addedTo(d, live)) {
+			if !ok || (!ch.deleted && live.GetDeletionTimestamp() == nil && d.Current(live) && !addedTo(d.Object, live)) {
 				continue
 			}
 			drifted, err := Judge(ctx, w.Client, d)
@@ -133,7 +134,7 @@ func (w *Watcher) Watch(ctx context.Context, desired []*unstructured.Unstructure
 				if ctx.Err() != nil {
 					return nil
 				}
-				drifted = &Object{Object: meshspec.RefOf(d).String(), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
+				drifted = &Object{Object: meshspec.RefOf(d.Object).String(), Fields: []Field{{Path: "/", Manager: "unknown: " + err.Error()}}}
 			}
 			if drifted != nil && !selfInflicted(drifted) {
 				onDrift(Event{Drift: *drifted, Desired: d, At: at})

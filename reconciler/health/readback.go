@@ -185,7 +185,7 @@ func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *uns
 // intent is the spec a report reads an object's purpose from: the desired
 // object's, or the live one's when desired only names the object (meshcd
 // status judges the inventory's entries). A live copy from an informer may
-// have no spec at all (apply.Slim).
+// have no spec at all (apply.Desired.Slim).
 func intent(desired, live *unstructured.Unstructured) map[string]any {
 	if spec, ok := desired.Object["spec"].(map[string]any); ok {
 		return spec

@@ -13,7 +13,7 @@
 // to find fields they added (package foreign); meshcd's own entries and the
 // subresources' are dropped. An object meshcd owns that holds, field for
 // field, the desired object with its digest is kept slim: metadata and
-// status only, marked as holding it (Expect, apply.Slim). That is what a
+// status only, marked as holding it (Expect, apply.Desired.Slim). That is what a
 // reconcile, the health read-back and the drift watch read of an unchanged
 // object, and most of what meshcd owns is unchanged most of the time.
 //

@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
-	"github.com/meshcd/meshcd/internal/contentkey"
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/foreign"
 )
@@ -33,8 +32,8 @@ type Lister struct {
 	names            *names
 
 	mu sync.RWMutex
-	// expected are the stamped objects meshcd wants, by digest (Expect).
-	expected map[string]expected
+	// expected are the objects meshcd wants, by digest (Expect).
+	expected map[string]apply.Desired
 }
 
 var (
@@ -63,7 +62,7 @@ func exists(key string) labels.Selector {
 // stays is what package foreign needs to see fields another manager added,
 // and on most objects that is nothing. An object of meshcd's that holds the
 // expected object with its digest, and has no such entries, then loses its
-// body (apply.Slim): the apply, the health read-back and the drift watch
+// body (apply.Desired.Slim): the apply, the health read-back and the drift watch
 // read only its metadata and status. Last, the object's maps are rebuilt at
 // their size with shared copies of its field names and strings, which
 // every object repeats.
@@ -85,10 +84,8 @@ func (l *Lister) transform(in any) (any, error) {
 		l.mu.RLock()
 		want, ok := l.expected[apply.DigestOf(u)]
 		l.mu.RUnlock()
-		// An expected object changed since Expect is no longer the one
-		// its digest names: the live object keeps its body.
-		if ok && contentkey.Of(want.obj.Object) == want.content {
-			apply.Slim(want.obj, u)
+		if ok {
+			want.Slim(u)
 		}
 	}
 	l.names.mu.Lock()
@@ -97,35 +94,19 @@ func (l *Lister) transform(in any) (any, error) {
 	return u, nil
 }
 
-// Expect tells the informers the objects meshcd wants now, stamped
-// (apply.Stamp), replacing those it was told before: an object cached from
-// now on that holds the one with its digest is kept slim. An apply tells
-// them before it lists, so that what it creates or changes is cached slim.
-func (l *Lister) Expect(stamped []*unstructured.Unstructured) {
-	l.mu.RLock()
-	prev := l.expected
-	l.mu.RUnlock()
-	by := make(map[string]expected, len(stamped))
-	for _, o := range stamped {
-		d := apply.DigestOf(o)
-		if d == "" {
-			continue
-		}
-		e, ok := prev[d]
-		if !ok || e.obj != o {
-			e = expected{obj: o, content: contentkey.Of(o.Object)}
-		}
-		by[d] = e
+// Expect tells the informers the objects meshcd wants now, replacing
+// those it was told before: an object cached from now on that holds the
+// one with its digest is kept slim (apply.Desired.Slim, which vouches for
+// no object changed since its digest was taken). An apply tells them
+// before it lists, so that what it creates or changes is cached slim.
+func (l *Lister) Expect(desired []apply.Desired) {
+	by := make(map[string]apply.Desired, len(desired))
+	for _, d := range desired {
+		by[d.Digest] = d
 	}
 	l.mu.Lock()
 	l.expected = by
 	l.mu.Unlock()
-}
-
-// expected is an object Expect was told of, with its content key then.
-type expected struct {
-	obj     *unstructured.Unstructured
-	content contentkey.Key
 }
 
 // names are the field names the cached objects share. Field names come

@@ -284,39 +284,44 @@ func TestLister_KeepsAnExpectedObjectSlimOnlyWhileItHoldsIt(t *testing.T) {
 		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue, "team": "payments"}},
 		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
 	}}
-	if err := apply.Stamp(desired); err != nil {
+	want, err := apply.NewDesired(desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, err := want.Stamped()
+	if err != nil {
 		t.Fatal(err)
 	}
 	l, err := lister.Start(ctx, cluster.RESTConfig(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Expect([]*unstructured.Unstructured{desired})
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired.DeepCopy()), client.FieldOwner(ambient.FieldManager)); err != nil {
+	l.Expect([]apply.Desired{want})
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(stamped.DeepCopy()), client.FieldOwner(ambient.FieldManager)); err != nil {
 		t.Fatal(err)
 	}
 	slim := func(u *unstructured.Unstructured) bool { _, body := u.Object["spec"]; return !body }
 	got := cachedService(t, l, ns, "orders", "slim", slim)
-	if !apply.Current(desired, got) {
+	if !want.Current(got) {
 		t.Fatal("the slim copy of an expected object must be current")
 	}
 
 	// Another writer changes a field meshcd set: the cache keeps the body,
 	// and the object is not current.
 	patch := []byte(`{"metadata":{"labels":{"team":"billing"}}}`)
-	target := desired.DeepCopy()
+	target := stamped.DeepCopy()
 	if err := c.Patch(ctx, target, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
 	}
 	got = cachedService(t, l, ns, "orders", "whole after the edit", func(u *unstructured.Unstructured) bool { return u.GetResourceVersion() == target.GetResourceVersion() })
-	if slim(got) || apply.Current(desired, got) {
+	if slim(got) || want.Current(got) {
 		t.Fatalf("an edited object must be cached whole and not current: %v", got.Object)
 	}
 
 	// An expected object changed after Expect no longer is what its
 	// digest names, even where the live object still holds every field it
 	// has left: what meshcd applies next is cached whole.
-	restored := desired.DeepCopy()
+	restored := stamped.DeepCopy()
 	delete(desired.Object, "spec")
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(restored), client.FieldOwner(ambient.FieldManager), client.ForceOwnership); err != nil {
 		t.Fatal(err)
