@@ -50,10 +50,10 @@ type Options struct {
 	// lister) makes an apply that changes nothing cost no list request;
 	// the apply never changes a listed object.
 	Lists client.Reader
-	// Expect, when set, is told the stamped objects of the whole desired
-	// set before an apply lists them, so that Lists' cache may keep the
-	// live objects that hold them slim (lister.Lister.Expect). An apply of
-	// part of the set (a drift correction) must leave it unset.
+	// Expect, when set, is told the whole desired set, with digests,
+	// before an apply lists it, so that Lists' cache may keep the live
+	// objects that hold it slim (lister.Lister.Expect). An apply of part
+	// of the set (a drift correction) leaves it unset.
 	Expect func([]Desired)
 	// Instance names this meshcd instance: an object another instance owns
 	// is written or pruned only once that instance's inventory no longer
