@@ -15,8 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -145,12 +145,18 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 	if f.tag != "" || f.commit != "" {
 		opts.Source.Ref.Branch = ""
 	}
-	kube, err := kubernetes.NewForConfig(cl.config)
+	// Typed clients of the two groups run writes to, not the whole
+	// clientset: its other groups would only add to the binary.
+	core, err := typedcorev1.NewForConfig(cl.config)
+	if err != nil {
+		return fmt.Errorf("cluster client: %w", err)
+	}
+	leases, err := coordinationv1.NewForConfig(cl.config)
 	if err != nil {
 		return fmt.Errorf("cluster client: %w", err)
 	}
 	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: core.Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "meshcd"})
 	// Informers serve the reconciles' bulk lists, so that a reconcile that
@@ -171,7 +177,7 @@ func (f *runFlags) run(ctx context.Context, stderr io.Writer) error {
 			return ctrl.Run(ctx)
 		}
 		id, _ := os.Hostname()
-		return ctrl.RunElected(ctx, kube.CoordinationV1(), fmt.Sprintf("%s-%d", id, os.Getpid()))
+		return ctrl.RunElected(ctx, leases, fmt.Sprintf("%s-%d", id, os.Getpid()))
 	})
 }
 

@@ -1,7 +1,10 @@
 package apply
 
 import (
+	"encoding/json"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/internal/contentkey"
@@ -86,25 +89,60 @@ func (d Desired) current(live *unstructured.Unstructured) bool {
 // Kubernetes object.
 const bodyHeld = "meshcd.dev/body-held"
 
+// StatusHeld is the top-level key under which a slim copy keeps its status,
+// JSON-encoded (Slim): one string in place of a map per condition, route
+// parent and address. Status reads it.
+const StatusHeld = "meshcd.dev/status"
+
 // Slim drops from live, in place, every top-level field but apiVersion,
-// kind, metadata and status, and marks it as holding d, when it is
-// current (Current). It reports whether it did. A digest is of a desired
-// object's whole content, so the mark holds for every desired object with
-// live's digest and for no other: Current then needs no body. A cache
-// keeps what meshcd owns this way at a fraction of its size.
+// kind and metadata, keeps its status encoded under StatusHeld, and marks it
+// as holding d, when it is current (Current). It reports whether it did. A
+// digest is of a desired object's whole content, so the mark holds for
+// every desired object with live's digest and for no other: Current then
+// needs no body. A cache keeps what meshcd owns this way at a fraction of
+// its size.
 func (d Desired) Slim(live *unstructured.Unstructured) bool {
 	if !d.Current(live) {
 		return false
 	}
+	var status []byte
+	if s, ok := live.Object["status"]; ok {
+		var err error
+		if status, err = json.Marshal(s); err != nil {
+			return false
+		}
+	}
 	for k := range live.Object {
 		switch k {
-		case "apiVersion", "kind", "metadata", "status":
+		case "apiVersion", "kind", "metadata":
 		default:
 			delete(live.Object, k)
 		}
 	}
+	if status != nil {
+		live.Object[StatusHeld] = string(status)
+	}
 	live.Object[bodyHeld] = true
 	return true
+}
+
+// Status returns live's status, whether live is whole or slim (Slim): a
+// slim copy's is decoded afresh, a whole object's is its own map, to read
+// only. An object without a status, or with one that does not decode, has
+// none.
+func Status(live *unstructured.Unstructured) map[string]any {
+	if s, ok := live.Object["status"].(map[string]any); ok {
+		return s
+	}
+	enc, ok := live.Object[StatusHeld].(string)
+	if !ok {
+		return nil
+	}
+	var s map[string]any
+	if err := utiljson.Unmarshal([]byte(enc), &s); err != nil {
+		return nil
+	}
+	return s
 }
 
 // Objects returns the objects of ds, as rendered.

@@ -98,14 +98,24 @@ func TestSlim_DropsTheBodyOnlyOfAnObjectThatHoldsDesired(t *testing.T) {
 	live := stampedOf(t, desired)
 	_ = unstructured.SetNestedField(live.Object, "ClusterIP", "spec", "type")
 	_ = unstructured.SetNestedField(live.Object, "10.0.0.1", "status", "loadBalancer", "ingress")
+	_ = unstructured.SetNestedField(live.Object, int64(3), "status", "observedGeneration")
 	if !desired.Slim(live) {
 		t.Fatal("a live object holding desired must be slimmed")
 	}
 	if _, ok := live.Object["spec"]; ok {
 		t.Fatal("a slim copy keeps no spec")
 	}
-	if live.GetName() != "orders-v1" || live.GetLabels()["app"] != "orders" || live.Object["status"] == nil {
-		t.Fatalf("a slim copy keeps metadata and status: %v", live.Object)
+	if live.GetName() != "orders-v1" || live.GetLabels()["app"] != "orders" {
+		t.Fatalf("a slim copy keeps metadata: %v", live.Object)
+	}
+	if _, ok := live.Object["status"]; ok {
+		t.Fatal("a slim copy keeps its status encoded, not as maps")
+	}
+	if got, _, _ := unstructured.NestedString(Status(live), "loadBalancer", "ingress"); got != "10.0.0.1" {
+		t.Fatalf("a slim copy's status reads %v", Status(live))
+	}
+	if n, _, _ := unstructured.NestedInt64(Status(live), "observedGeneration"); n != 3 {
+		t.Fatalf("a slim copy's status must keep integers as int64, as a decoded object has them: %v", Status(live))
 	}
 	if !desired.Current(live) {
 		t.Fatal("a slim copy of desired is current")

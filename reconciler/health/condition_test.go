@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/apply"
 )
 
 func TestCondition_HealthyReadsReasonAndMessage(t *testing.T) {
@@ -47,5 +48,43 @@ func TestReport_ServiceEnrolledByItsNamespaceIsJudgedByWaypointBound(t *testing.
 	s.objects[ref{ambient.ServiceGK, "shop", "app"}] = unbound
 	if _, judged := s.report(ambient.ServiceGK, "Service shop/app", unbound, unbound); judged {
 		t.Fatal("a Service that uses no waypoint is not judged")
+	}
+}
+
+func TestReport_ASlimCopyIsJudgedAsItsWholeObject(t *testing.T) {
+	route := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+		"metadata": map[string]any{"name": "reviews", "namespace": "shop"},
+		"spec":     map[string]any{"parentRefs": []any{map[string]any{"group": "", "kind": "Service", "name": "reviews"}}},
+	}}
+	desired, err := apply.NewDesired(route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, accepted := range []string{"True", "False"} {
+		whole, err := desired.Stamped()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unstructured.SetNestedSlice(whole.Object, []any{map[string]any{
+			"parentRef":      map[string]any{"group": "", "kind": "Service", "name": "reviews"},
+			"controllerName": "istio.io/gateway-controller",
+			"conditions": []any{map[string]any{
+				"type": ambient.ConditionAccepted, "status": accepted, "reason": "Accepted", "message": "istiod says " + accepted, "observedGeneration": int64(1),
+			}},
+		}}, "status", "parents")
+		slim := whole.DeepCopy()
+		if !desired.Slim(slim) {
+			t.Fatal("a live copy holding desired must be slimmed")
+		}
+		if _, ok := slim.Object["status"]; ok {
+			t.Fatal("a slim copy keeps its status encoded, not as maps")
+		}
+		s := &snapshot{}
+		want, _ := s.report(ambient.HTTPRouteGK, "HTTPRoute shop/reviews", route, whole)
+		got, judged := s.report(ambient.HTTPRouteGK, "HTTPRoute shop/reviews", route, slim)
+		if !judged || got != want || got.Healthy != (accepted == "True") {
+			t.Fatalf("Accepted=%s: slim copy judged %+v (judged %v), whole %+v", accepted, got, judged, want)
+		}
 	}
 }

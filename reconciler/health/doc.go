@@ -10,5 +10,6 @@
 // lost its pods, so a waypoint is ready only when its Deployment has
 // available replicas and its Service has ready endpoints.
 //
-// It never applies or deletes anything.
+// It reads every status through apply.Status, which decodes the status a
+// slim informer copy keeps encoded. It never applies or deletes anything.
 package health

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/meshspec"
 )
 
@@ -153,6 +154,7 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 // and the snapshot.
 func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: object}
+	status := apply.Status(live)
 	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(intent(desired, live), "gatewayClassName"); class != ambient.WaypointClass {
@@ -165,17 +167,17 @@ func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *uns
 		// A Service uses a waypoint through its own label or its
 		// namespace's; istiod reports WaypointBound on both.
 		w := live.GetLabels()[ambient.LabelUseWaypoint]
-		if w == "none" || (w == "" && findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointBound) == nil) {
+		if w == "none" || (w == "" && findCondition(conditions(status, "conditions"), ambient.ConditionWaypointBound) == nil) {
 			return r, false
 		}
-		r = conditionReport(live, r, ambient.ConditionWaypointBound)
+		r = conditionReport(status, r, ambient.ConditionWaypointBound)
 	case ambient.AuthorizationPolicyGK:
-		r = conditionReport(live, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
+		r = conditionReport(status, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
 		if !r.Healthy && !r.Pending {
-			r = s.awaitBinding(desired, live, r)
+			r = s.awaitBinding(desired, live, status, r)
 		}
 	case ambient.HTTPRouteGK:
-		r = routeReport(live, r)
+		r = routeReport(status, r)
 	default:
 		return r, false
 	}
@@ -206,8 +208,8 @@ func judgedAlone(gk schema.GroupKind, r Report) bool {
 // its target Service is not bound to a waypoint into a pending report while
 // that Service is meshcd's and its binding is still on the way: the policy's
 // status was computed before the binding and will be rewritten after it.
-func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, r Report) Report {
-	cond := findCondition(conditions(live.Object, "status", "conditions"), ambient.ConditionWaypointAccepted)
+func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, status map[string]any, r Report) Report {
+	cond := findCondition(conditions(status, "conditions"), ambient.ConditionWaypointAccepted)
 	if cond == nil || cond.Reason != ambient.ReasonAncestorNotBound {
 		return r
 	}
@@ -222,7 +224,7 @@ func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, r Repo
 		if svc == nil {
 			continue
 		}
-		if bound := findCondition(conditions(svc.Object, "status", "conditions"), ambient.ConditionWaypointBound); bound == nil || !bound.Healthy() {
+		if bound := findCondition(conditions(apply.Status(svc), "conditions"), ambient.ConditionWaypointBound); bound == nil || !bound.Healthy() {
 			r.Healthy, r.Pending = false, true
 			r.Message = fmt.Sprintf("waiting for Service %s/%s to bind to its waypoint; istiod says%s", live.GetNamespace(), name, cond.detail())
 			return r
@@ -231,9 +233,10 @@ func (s *snapshot) awaitBinding(desired, live *unstructured.Unstructured, r Repo
 	return r
 }
 
-// routeReport judges an HTTPRoute by the conditions of each of its parents.
-func routeReport(live *unstructured.Unstructured, r Report) Report {
-	parents, _, _ := unstructured.NestedSlice(live.Object, "status", "parents")
+// routeReport judges an HTTPRoute by the conditions of each of its
+// parents in its status.
+func routeReport(status map[string]any, r Report) Report {
+	parents, _, _ := unstructured.NestedSlice(status, "parents")
 	if len(parents) == 0 {
 		r.Pending, r.Message = true, "istiod has not reported on the route's parents yet"
 		return r
@@ -257,10 +260,10 @@ func routeReport(live *unstructured.Unstructured, r Report) Report {
 	return r
 }
 
-// conditionReport judges the named status conditions of live; at least one
+// conditionReport judges the named conditions of an object's status; at least one
 // of them must be present, else the report is pending.
-func conditionReport(live *unstructured.Unstructured, r Report, types ...string) Report {
-	conds := conditions(live.Object, "status", "conditions")
+func conditionReport(status map[string]any, r Report, types ...string) Report {
+	conds := conditions(status, "conditions")
 	var found, bad []string
 	for _, t := range types {
 		cond := findCondition(conds, t)

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshcd/meshcd/ambient"
+	"github.com/meshcd/meshcd/reconciler/apply"
 )
 
 // Checker reads health from a cluster.
@@ -66,10 +67,11 @@ func waypointState(namespace, name string, gw, dep *unstructured.Unstructured, r
 	if gw == nil {
 		return false, fmt.Sprintf("Gateway %s/%s does not exist", namespace, name)
 	}
-	if cond := findCondition(conditions(gw.Object, "status", "conditions"), ambient.ConditionProgrammed); cond == nil || cond.Status != "True" {
+	status := apply.Status(gw)
+	if cond := findCondition(conditions(status, "conditions"), ambient.ConditionProgrammed); cond == nil || cond.Status != "True" {
 		return false, "Gateway is not Programmed" + cond.detail()
 	}
-	if addrs, _, _ := unstructured.NestedSlice(gw.Object, "status", "addresses"); len(addrs) == 0 {
+	if addrs, _, _ := unstructured.NestedSlice(status, "addresses"); len(addrs) == 0 {
 		return false, "Gateway has no address"
 	}
 	if dep == nil {

@@ -12,8 +12,9 @@
 // only other managers' entries on the main resource, which the apply reads
 // to find fields they added (package foreign); meshcd's own entries and the
 // subresources' are dropped. An object meshcd owns that holds, field for
-// field, the desired object with its digest is kept slim: metadata and
-// status only, marked as holding it (Expect, apply.Desired.Slim). That is what a
+// field, the desired object with its digest is kept slim: its metadata,
+// its status encoded as one string (read with apply.Status), and a mark
+// that it holds that object (Expect, apply.Desired.Slim). That is what a
 // reconcile, the health read-back and the drift watch read of an unchanged
 // object, and most of what meshcd owns is unchanged most of the time.
 //

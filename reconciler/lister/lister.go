@@ -62,10 +62,10 @@ func exists(key string) labels.Selector {
 // stays is what package foreign needs to see fields another manager added,
 // and on most objects that is nothing. An object of meshcd's that holds the
 // expected object with its digest, and has no such entries, then loses its
-// body (apply.Desired.Slim): the apply, the health read-back and the drift watch
-// read only its metadata and status. Last, the object's maps are rebuilt at
-// their size with shared copies of its field names and strings, which
-// every object repeats.
+// body and keeps its status encoded (apply.Desired.Slim): the apply, the
+// health read-back and the drift watch read only its metadata and status.
+// Last, the object's maps are rebuilt at their size with shared copies of
+// its field names and strings, which every object repeats.
 func (l *Lister) transform(in any) (any, error) {
 	obj, ok := in.(metav1.Object)
 	if !ok {
@@ -89,7 +89,7 @@ func (l *Lister) transform(in any) (any, error) {
 		}
 	}
 	l.names.mu.Lock()
-	u.Object = l.names.compact(u.Object).(map[string]any)
+	u.Object = l.names.object(u.Object)
 	l.names.mu.Unlock()
 	return u, nil
 }
@@ -127,6 +127,20 @@ func (n *names) name(s string) string {
 		n.shared[s] = s
 	}
 	return s
+}
+
+// object compacts a cached object. A slim copy's encoded status is a
+// string no other object holds: it is kept as it is, not interned.
+func (n *names) object(obj map[string]any) map[string]any {
+	m := make(map[string]any, len(obj))
+	for k, e := range obj {
+		if k == apply.StatusHeld {
+			m[k] = e
+			continue
+		}
+		m[n.name(k)] = n.compact(e)
+	}
+	return m
 }
 
 func (n *names) compact(v any) any {
