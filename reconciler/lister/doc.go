@@ -16,7 +16,9 @@
 // its status encoded as one string (read with apply.Status), and a mark
 // that it holds that object (Expect, apply.Desired.Slim). That is what a
 // reconcile, the health read-back and the drift watch read of an unchanged
-// object, and most of what meshcd owns is unchanged most of the time.
+// object, and most of what meshcd owns is unchanged most of the time. Of a
+// waypoint's Deployment and EndpointSlices, istiod's, the informers keep
+// what the health read-back reads: metadata, status and endpoints.
 //
 // A process without informers (meshcd apply, diff, status) lists through
 // Direct, a client that decodes each list response once instead of the

@@ -94,6 +94,24 @@ func (l *Lister) transform(in any) (any, error) {
 	return u, nil
 }
 
+// waypointTransform keeps of a waypoint's Deployment or EndpointSlice what
+// the health read-back reads (package health): its metadata without
+// managedFields, its status and its endpoints. A Deployment's spec, the
+// pod template istiod wrote, and istiod's managedFields entry over all of
+// it, are most of its size.
+func (l *Lister) waypointTransform(in any) (any, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return in, nil
+	}
+	u.SetManagedFields(nil)
+	delete(u.Object, "spec")
+	l.names.mu.Lock()
+	u.Object = l.names.compact(u.Object).(map[string]any)
+	l.names.mu.Unlock()
+	return u, nil
+}
+
 // Expect tells the informers the objects meshcd wants now, replacing
 // those it was told before: an object cached from now on that holds the
 // one with its digest is kept slim (apply.Desired.Slim, which vouches for
@@ -170,11 +188,12 @@ func (n *names) compact(v any) any {
 func Start(ctx context.Context, cfg *rest.Config, direct client.Reader) (*Lister, error) {
 	l := &Lister{direct: direct, names: &names{shared: map[string]string{}}}
 	for _, c := range []struct {
-		cache    *cache.Cache
-		selector labels.Selector
-	}{{&l.owned, managed}, {&l.waypoints, waypoints}} {
+		cache     *cache.Cache
+		selector  labels.Selector
+		transform func(any) (any, error)
+	}{{&l.owned, managed, l.transform}, {&l.waypoints, waypoints, l.waypointTransform}} {
 		var err error
-		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: l.transform}); err != nil {
+		if *c.cache, err = cache.New(cfg, cache.Options{DefaultLabelSelector: c.selector, DefaultTransform: c.transform}); err != nil {
 			return nil, fmt.Errorf("informer cache: %w", err)
 		}
 		go func() { _ = (*c.cache).Start(ctx) }()

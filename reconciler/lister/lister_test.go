@@ -333,3 +333,62 @@ func TestLister_KeepsAnExpectedObjectSlimOnlyWhileItHoldsIt(t *testing.T) {
 		t.Fatal("an object must not be slimmed against an expected object changed since Expect")
 	}
 }
+
+func TestLister_KeepsOfAWaypointWhatHealthReads(t *testing.T) {
+	cluster := clustertest.Cluster(t)
+	c := clustertest.Client(t)
+	ns := clustertest.Namespace(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	labels := map[string]any{ambient.LabelGatewayName: "waypoint", "kubernetes.io/service-name": "waypoint"}
+	dep := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "waypoint", "namespace": ns, "labels": labels},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"app": "waypoint"}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"app": "waypoint"}},
+				"spec":     map[string]any{"containers": []any{map[string]any{"name": "istio-proxy", "image": "istio/proxyv2"}}},
+			},
+		},
+	}}
+	slice := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+		"metadata":  map[string]any{"name": "waypoint-abc", "namespace": ns, "labels": labels},
+		"endpoints": []any{map[string]any{"addresses": []any{"10.0.0.7"}, "conditions": map[string]any{"ready": true}}},
+	}}
+	for _, o := range []*unstructured.Unstructured{dep, slice} {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("istio.io/gateway-controller")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A status, which the deployment controller may rewrite but never removes.
+	if err := c.Status().Patch(ctx, dep, client.RawPatch(types.MergePatchType, []byte(`{"status":{"observedGeneration":1}}`))); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lister.Start(ctx, cluster.RESTConfig(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(kind string) unstructured.Unstructured {
+		t.Helper()
+		out := &unstructured.UnstructuredList{}
+		out.SetAPIVersion(map[string]string{"Deployment": "apps/v1", "EndpointSlice": "discovery.k8s.io/v1"}[kind])
+		out.SetKind(kind + "List")
+		if err := l.List(ctx, out, client.InNamespace(ns), client.HasLabels{ambient.LabelGatewayName}); err != nil || len(out.Items) != 1 {
+			t.Fatalf("list of waypoint %ss: %v, %d items", kind, err, len(out.Items))
+		}
+		return out.Items[0]
+	}
+	d := list("Deployment")
+	if _, ok := d.Object["spec"]; ok || len(d.GetManagedFields()) != 0 {
+		t.Fatalf("a waypoint Deployment is cached without its spec and managedFields: %v", d.Object)
+	}
+	if d.GetName() != "waypoint" || d.GetLabels()[ambient.LabelGatewayName] != "waypoint" || d.Object["status"] == nil {
+		t.Fatalf("a waypoint Deployment keeps its metadata and status: %v", d.Object)
+	}
+	s := list("EndpointSlice")
+	if eps, _, _ := unstructured.NestedSlice(s.Object, "endpoints"); len(eps) != 1 || len(s.GetManagedFields()) != 0 {
+		t.Fatalf("a waypoint EndpointSlice keeps its endpoints, not its managedFields: %v", s.Object)
+	}
+}
