@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/meshcd/meshcd/ambient"
-	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/meshspec"
+	"github.com/meshcd/meshcd/reconciler/apply"
 )
 
 // Report is the health of one object as the cluster reports it.
