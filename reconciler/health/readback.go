@@ -154,7 +154,6 @@ func (c *Checker) Settle(ctx context.Context, objs []*unstructured.Unstructured,
 // and the snapshot.
 func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *unstructured.Unstructured) (Report, bool) {
 	r := Report{Object: object}
-	status := apply.Status(live)
 	switch gk {
 	case ambient.GatewayGK:
 		if class, _, _ := unstructured.NestedString(intent(desired, live), "gatewayClassName"); class != ambient.WaypointClass {
@@ -167,17 +166,19 @@ func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *uns
 		// A Service uses a waypoint through its own label or its
 		// namespace's; istiod reports WaypointBound on both.
 		w := live.GetLabels()[ambient.LabelUseWaypoint]
+		status := apply.Status(live)
 		if w == "none" || (w == "" && findCondition(conditions(status, "conditions"), ambient.ConditionWaypointBound) == nil) {
 			return r, false
 		}
 		r = conditionReport(status, r, ambient.ConditionWaypointBound)
 	case ambient.AuthorizationPolicyGK:
+		status := apply.Status(live)
 		r = conditionReport(status, r, ambient.ConditionZtunnelAccepted, ambient.ConditionWaypointAccepted)
 		if !r.Healthy && !r.Pending {
 			r = s.awaitBinding(desired, live, status, r)
 		}
 	case ambient.HTTPRouteGK:
-		r = routeReport(status, r)
+		r = routeReport(apply.Status(live), r)
 	default:
 		return r, false
 	}

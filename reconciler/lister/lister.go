@@ -88,9 +88,7 @@ func (l *Lister) transform(in any) (any, error) {
 			want.Slim(u)
 		}
 	}
-	l.names.mu.Lock()
 	u.Object = l.names.object(u.Object)
-	l.names.mu.Unlock()
 	return u, nil
 }
 
@@ -106,9 +104,7 @@ func (l *Lister) waypointTransform(in any) (any, error) {
 	}
 	u.SetManagedFields(nil)
 	delete(u.Object, "spec")
-	l.names.mu.Lock()
-	u.Object = l.names.compact(u.Object).(map[string]any)
-	l.names.mu.Unlock()
+	u.Object = l.names.object(u.Object)
 	return u, nil
 }
 
@@ -150,6 +146,8 @@ func (n *names) name(s string) string {
 // object compacts a cached object. A slim copy's encoded status is a
 // string no other object holds: it is kept as it is, not interned.
 func (n *names) object(obj map[string]any) map[string]any {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	m := make(map[string]any, len(obj))
 	for k, e := range obj {
 		if k == apply.StatusHeld {
