@@ -478,6 +478,12 @@ func runMemory(b *testing.B, bin string, c *localcluster.Cluster, dir, name stri
 		return m
 	}
 	if metric(regexp.MustCompile(`(?m)^meshcd_reconcile_duration_seconds_count\{reason="ReconciliationSucceeded"\} (\S+)`)) < 1 {
+		// The process logs the reconcile's outcome after its metric: wait
+		// for that line, so the row says why.
+		for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "msg=reconciled") && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // the error, if any, comes in the line after
 		m.Failed = "the first reconcile did not succeed: " + tail([]byte(stderr.String()))
 		b.Log(m.Failed)
 		return m

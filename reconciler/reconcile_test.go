@@ -429,3 +429,35 @@ func TestReconcile_WithInformersANoOpReadsNoObjectAndAChangedOneIsCorrected(t *t
 		t.Fatalf("selector version %q after the reconcile, want v1", v)
 	}
 }
+
+// A restarted meshcd, with informers and a reconciler of its own, on objects
+// it applied before: its first reconcile judges them from what its
+// informers list at start, istiod's status among it, and succeeds without
+// waiting out its health timeout.
+func TestReconcile_ARestartedInstanceReadsTheStatusItsObjectsHave(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	informers := func(ctx context.Context) *lister.Lister {
+		l, err := lister.Start(ctx, clustertest.Cluster(t).RESTConfig(), clustertest.Client(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	firstCtx, stopFirst := context.WithCancel(ctx)
+	first := informers(firstCtx)
+	e := newEnv(t, func(o *reconciler.Options) { o.Lists = first; o.Apply.Expect = first.Expect })
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.reconcileUntil("a reconcile that succeeds", func(r *reconciler.Result) bool { return r.Reason == reconciler.ReasonSucceeded })
+	stopFirst()
+
+	second := informers(ctx)
+	e.rec = reconciler.New(e.client, testOptions(e.ns, func(o *reconciler.Options) {
+		o.Lists = second
+		o.Apply.Expect = second.Expect
+		o.HealthTimeout = 20 * time.Second
+	}))
+	if res := e.reconcile(); res.Reason != reconciler.ReasonSucceeded {
+		t.Fatalf("the restarted instance's first reconcile: %s, health %+v", res.Reason, res.Health)
+	}
+}

@@ -100,10 +100,17 @@ const StatusHeld = "meshcd.dev/status"
 // digest is of a desired object's whole content, so the mark holds for
 // every desired object with live's digest and for no other: Current then
 // needs no body. A cache keeps what meshcd owns this way at a fraction of
-// its size.
+// its size. Slimming a slim copy again leaves it as it is: an informer's
+// transform must be idempotent, since a reflector that streams its initial
+// list transforms each object into a temporary store and again when it
+// replaces the FIFO's contents with them (client-go tools/cache/reflector.go,
+// watchList).
 func (d Desired) Slim(live *unstructured.Unstructured) bool {
 	if !d.Current(live) {
 		return false
+	}
+	if held, _ := live.Object[bodyHeld].(bool); held {
+		return true
 	}
 	var status []byte
 	if s, ok := live.Object["status"]; ok {

@@ -120,6 +120,12 @@ func TestSlim_DropsTheBodyOnlyOfAnObjectThatHoldsDesired(t *testing.T) {
 	if !desired.Current(live) {
 		t.Fatal("a slim copy of desired is current")
 	}
+	if !desired.Slim(live) {
+		t.Fatal("a slim copy is slim")
+	}
+	if got, _, _ := unstructured.NestedString(Status(live), "loadBalancer", "ingress"); got != "10.0.0.1" {
+		t.Fatalf("a slim copy slimmed again lost its status: %v", live.Object)
+	}
 	other := newDesiredT(t, svc(map[string]any{"app": "orders"}, int64(9090)))
 	if other.Current(live) {
 		t.Fatal("a slim copy is current only for the digest it holds")

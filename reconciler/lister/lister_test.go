@@ -392,3 +392,46 @@ func TestLister_KeepsOfAWaypointWhatHealthReads(t *testing.T) {
 		t.Fatalf("a waypoint EndpointSlice keeps its endpoints, not its managedFields: %v", s.Object)
 	}
 }
+
+// A meshcd that starts on objects it applied before, which istiod has
+// written status on since, caches them slim with that status: the health
+// read-back judges them from it. The informer's first list transforms each
+// object twice (client-go's reflector streams it into a store of its own,
+// then replaces the queue's contents), so slimming must be idempotent.
+func TestLister_AnObjectListedSlimKeepsItsStatus(t *testing.T) {
+	cluster := clustertest.Cluster(t)
+	c := clustertest.Client(t)
+	ns := clustertest.Namespace(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	want, err := apply.NewDesired(&unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue}},
+		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, err := want.Stamped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(stamped.DeepCopy()), client.FieldOwner(ambient.FieldManager)); err != nil {
+		t.Fatal(err)
+	}
+	bound := []byte(`{"status":{"conditions":[{"type":"istio.io/WaypointBound","status":"True","reason":"Bound","message":"bound to waypoint","lastTransitionTime":"2026-12-07T00:00:00Z"}]}}`)
+	if err := c.Status().Patch(ctx, stamped.DeepCopy(), client.RawPatch(types.MergePatchType, bound), client.FieldOwner("pilot-discovery")); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := lister.Start(ctx, cluster.RESTConfig(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Expect([]apply.Desired{want})
+	got := cachedService(t, l, ns, "orders", "slim", func(u *unstructured.Unstructured) bool { _, body := u.Object["spec"]; return !body })
+	conds, _, _ := unstructured.NestedSlice(apply.Status(got), "conditions")
+	if len(conds) != 1 || conds[0].(map[string]any)["type"] != "istio.io/WaypointBound" {
+		t.Fatalf("a slim copy listed at start lost its status: %v", got.Object)
+	}
+}
