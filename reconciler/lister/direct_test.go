@@ -97,7 +97,7 @@ func TestDirect_ListsWhatTheClientListsDecodingOnce(t *testing.T) {
 // again, until the client's two lists agree: istiod in the test cluster
 // writes a policy's status at a time of its own, and a write between the
 // lists is not a difference between the decoders.
-func stableLists(t *testing.T, gv, kind string, client, direct func(*unstructured.UnstructuredList) error) (want, got *unstructured.UnstructuredList) {
+func stableLists(t *testing.T, gv, kind string, byClient, byDirect func(*unstructured.UnstructuredList) error) (want, got *unstructured.UnstructuredList) {
 	t.Helper()
 	fresh := func() *unstructured.UnstructuredList {
 		l := &unstructured.UnstructuredList{}
@@ -106,14 +106,15 @@ func stableLists(t *testing.T, gv, kind string, client, direct func(*unstructure
 		return l
 	}
 	for attempt := 0; attempt < 20; attempt++ {
-		want, got, after := fresh(), fresh(), fresh()
-		if err := client(want); err != nil {
+		var after *unstructured.UnstructuredList
+		want, got, after = fresh(), fresh(), fresh()
+		if err := byClient(want); err != nil {
 			t.Fatal(err)
 		}
-		if err := direct(got); err != nil {
+		if err := byDirect(got); err != nil {
 			t.Fatalf("%s/%s: %v", gv, kind, err)
 		}
-		if err := client(after); err != nil {
+		if err := byClient(after); err != nil {
 			t.Fatal(err)
 		}
 		if equality.Semantic.DeepEqual(want.Items, after.Items) {
