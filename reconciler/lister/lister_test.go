@@ -19,11 +19,46 @@ import (
 
 	"github.com/meshcd/meshcd/ambient"
 	"github.com/meshcd/meshcd/internal/clustertest"
+	"github.com/meshcd/meshcd/internal/localcluster"
 	"github.com/meshcd/meshcd/reconciler/apply"
 	"github.com/meshcd/meshcd/reconciler/lister"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
+
+// setUp returns the test cluster, a client of it, a namespace of the
+// test's own and a context that ends with the test.
+func setUp(t *testing.T) (*localcluster.Cluster, client.Client, string, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return clustertest.Cluster(t), clustertest.Client(t), clustertest.Namespace(t, nil), ctx
+}
+
+// ordersService is meshcd's Service orders in namespace ns, with labels
+// next to meshcd's own: the object as rendered, as desired, and as meshcd
+// applies it.
+func ordersService(t *testing.T, ns string, labels map[string]any) (*unstructured.Unstructured, apply.Desired, *unstructured.Unstructured) {
+	t.Helper()
+	all := map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue}
+	for k, v := range labels {
+		all[k] = v
+	}
+	rendered := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": all},
+		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
+	}}
+	want, err := apply.NewDesired(rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, err := want.Stamped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rendered, want, stamped
+}
 
 // requests records the reads of objects that reach the API server.
 type requests struct {
@@ -71,11 +106,7 @@ func services(t *testing.T, l client.Reader, ns string, opts ...client.ListOptio
 }
 
 func TestLister_ServesMeshcdsListsFromInformersAndTheRestFromTheServer(t *testing.T) {
-	cluster := clustertest.Cluster(t)
-	c := clustertest.Client(t)
-	ns := clustertest.Namespace(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	cluster, c, ns, ctx := setUp(t)
 
 	create := func(name string, labels map[string]string) {
 		svc := &corev1.Service{
@@ -149,11 +180,7 @@ func TestLister_ServesMeshcdsListsFromInformersAndTheRestFromTheServer(t *testin
 }
 
 func TestLister_InformerIsTheOneItsListsComeFrom(t *testing.T) {
-	cluster := clustertest.Cluster(t)
-	c := clustertest.Client(t)
-	ns := clustertest.Namespace(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	cluster, c, ns, ctx := setUp(t)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns, Labels: map[string]string{ambient.LabelManagedBy: ambient.ManagedByValue}},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
@@ -274,24 +301,8 @@ func cachedService(t *testing.T, l *lister.Lister, ns, name, want string, cond f
 }
 
 func TestLister_KeepsAnExpectedObjectSlimOnlyWhileItHoldsIt(t *testing.T) {
-	cluster := clustertest.Cluster(t)
-	c := clustertest.Client(t)
-	ns := clustertest.Namespace(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	desired := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Service",
-		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue, "team": "payments"}},
-		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
-	}}
-	want, err := apply.NewDesired(desired)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stamped, err := want.Stamped()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, c, ns, ctx := setUp(t)
+	desired, want, stamped := ordersService(t, ns, map[string]any{"team": "payments"})
 	l, err := lister.Start(ctx, cluster.RESTConfig(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -335,11 +346,7 @@ func TestLister_KeepsAnExpectedObjectSlimOnlyWhileItHoldsIt(t *testing.T) {
 }
 
 func TestLister_KeepsOfAWaypointWhatHealthReads(t *testing.T) {
-	cluster := clustertest.Cluster(t)
-	c := clustertest.Client(t)
-	ns := clustertest.Namespace(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	cluster, c, ns, ctx := setUp(t)
 	labels := map[string]any{ambient.LabelGatewayName: "waypoint", "kubernetes.io/service-name": "waypoint"}
 	dep := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment",
@@ -399,23 +406,8 @@ func TestLister_KeepsOfAWaypointWhatHealthReads(t *testing.T) {
 // object twice (client-go's reflector streams it into a store of its own,
 // then replaces the queue's contents), so slimming must be idempotent.
 func TestLister_AnObjectListedSlimKeepsItsStatus(t *testing.T) {
-	cluster := clustertest.Cluster(t)
-	c := clustertest.Client(t)
-	ns := clustertest.Namespace(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	want, err := apply.NewDesired(&unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Service",
-		"metadata": map[string]any{"name": "orders", "namespace": ns, "labels": map[string]any{ambient.LabelManagedBy: ambient.ManagedByValue}},
-		"spec":     map[string]any{"ports": []any{map[string]any{"name": "http", "port": int64(80)}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stamped, err := want.Stamped()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, c, ns, ctx := setUp(t)
+	_, want, stamped := ordersService(t, ns, nil)
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(stamped.DeepCopy()), client.FieldOwner(ambient.FieldManager)); err != nil {
 		t.Fatal(err)
 	}
