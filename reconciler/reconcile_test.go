@@ -337,6 +337,44 @@ spec:
 	}
 }
 
+// With informers, the wait for a waypoint before its namespace is enrolled
+// reads the waypoint's Gateway, Deployment and EndpointSlices from them:
+// polling until istiod's waypoint is ready sends none of those reads.
+func TestReconcile_WithInformersTheWaypointWaitReadsNoWaypointFromTheServer(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lists, err := lister.Start(ctx, clustertest.Cluster(t).RESTConfig(), clustertest.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *reconciler.Options) { o.Lists = lists; o.Apply.Expect = lists.Expect })
+	e.spec(map[string]string{"mesh.yaml": meshNamespace + "---\n" + orders, "app.yaml": ordersApp})
+	e.writes.TakeReads()
+	e.reconcile()
+	reads := e.writes.TakeReads()
+	ns, err := e.get("v1", "Namespace", "", e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.GetLabels()[ambient.LabelUseWaypoint] == "" {
+		t.Fatalf("the cold reconcile did not enroll the namespace in its waypoint: %v", ns.GetLabels())
+	}
+	gateways := 0
+	for _, r := range reads {
+		if strings.Contains(r, "/deployments") || strings.Contains(r, "/endpointslices") {
+			t.Errorf("the waypoint wait read %s from the API server", r)
+		}
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, "/gateways/") {
+			gateways++
+		}
+	}
+	// A Gateway the informer does not hold yet, just created, is read
+	// directly; one poll later it holds it.
+	if gateways > 5 {
+		t.Errorf("the waypoint wait read the Gateway %d times from the API server", gateways)
+	}
+}
+
 // With informers serving the lists, a no-op reconcile reads no object from
 // the API server whatever the number of objects, and an object another
 // manager changed is corrected.

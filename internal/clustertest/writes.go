@@ -17,6 +17,8 @@ type Writes struct {
 	last time.Time
 	// requests counts every request, reads and dry-runs too.
 	requests int
+	// reads are the requests that are not writes, as "METHOD path".
+	reads []string
 	// Before, when set, is called with the index of each write before it
 	// is sent; an error stops it there.
 	Before func(i int, req *http.Request) error
@@ -39,8 +41,12 @@ func (w *Writes) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		w.mu.Lock()
 		w.requests++
+		write := IsWrite(req)
+		if !write {
+			w.reads = append(w.reads, req.Method+" "+req.URL.Path)
+		}
 		w.mu.Unlock()
-		if !IsWrite(req) {
+		if !write {
 			return rt.RoundTrip(req)
 		}
 		w.mu.Lock()
@@ -82,6 +88,16 @@ func (w *Writes) TakeRequests() int {
 	n := w.requests
 	w.requests = 0
 	return n
+}
+
+// TakeReads returns each request that was not a write since the last
+// TakeReads, as "METHOD path", and starts again.
+func (w *Writes) TakeReads() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.reads
+	w.reads = nil
+	return r
 }
 
 // First returns the first n writes since the last Take.

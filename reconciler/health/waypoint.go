@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,27 +39,50 @@ var (
 // WaypointReady reports whether the waypoint Gateway namespace/name serves
 // traffic: Programmed with an address, its Deployment (istiod names it after
 // the Gateway) with an available replica, and a ready endpoint behind its
-// Service. reason names the first thing missing.
+// Service. reason names the first thing missing. With Lists it reads what
+// the informers hold, so that a wait polling it sends no request; a Gateway
+// they do not hold (not meshcd's, or not cached yet) is read directly.
 func (c *Checker) WaypointReady(ctx context.Context, namespace, name string) (bool, string, error) {
-	gw, err := c.get(ctx, gatewayGVK, namespace, name)
+	gw, err := c.gateway(ctx, namespace, name)
 	if err != nil {
 		return false, "", err
 	}
-	dep, err := c.get(ctx, deploymentGVK, namespace, name)
+	// istiod labels the Deployment, and the EndpointSlice controller copies
+	// the Service's labels onto its slices, with the Gateway's name.
+	inNamespace := []client.ListOption{client.InNamespace(namespace), client.HasLabels{ambient.LabelGatewayName}}
+	deps, err := c.list(ctx, deploymentGVK, inNamespace...)
 	if err != nil {
-		return false, "", err
+		return false, "", fmt.Errorf("waypoint %s/%s: %w", namespace, name, err)
 	}
-	slices := &unstructured.UnstructuredList{}
-	slices.SetGroupVersionKind(endpointSliceGVK.GroupVersion().WithKind("EndpointSliceList"))
-	if err := c.Client.List(ctx, slices, client.InNamespace(namespace), client.MatchingLabels{"kubernetes.io/service-name": name}); err != nil {
-		return false, "", fmt.Errorf("EndpointSlices of waypoint %s/%s list failed: %w", namespace, name, err)
+	var dep *unstructured.Unstructured
+	if i := slices.IndexFunc(deps, func(d *unstructured.Unstructured) bool { return d.GetName() == name }); i >= 0 {
+		dep = deps[i]
+	}
+	eps, err := c.list(ctx, endpointSliceGVK, inNamespace...)
+	if err != nil {
+		return false, "", fmt.Errorf("waypoint %s/%s: %w", namespace, name, err)
 	}
 	ready := false
-	for i := range slices.Items {
-		ready = ready || hasReadyEndpoint(&slices.Items[i])
+	for _, sl := range eps {
+		ready = ready || sl.GetLabels()["kubernetes.io/service-name"] == name && hasReadyEndpoint(sl)
 	}
 	ok, reason := waypointState(namespace, name, gw, dep, ready)
 	return ok, reason, nil
+}
+
+// gateway reads the Gateway namespace/name, from the informers when they
+// hold it; a missing Gateway is nil without error.
+func (c *Checker) gateway(ctx context.Context, namespace, name string) (*unstructured.Unstructured, error) {
+	if c.Lists != nil {
+		gws, err := c.list(ctx, gatewayGVK, client.InNamespace(namespace), client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
+		if err != nil {
+			return nil, fmt.Errorf("waypoint %s/%s: %w", namespace, name, err)
+		}
+		if i := slices.IndexFunc(gws, func(g *unstructured.Unstructured) bool { return g.GetName() == name }); i >= 0 {
+			return gws[i], nil
+		}
+	}
+	return c.get(ctx, gatewayGVK, namespace, name)
 }
 
 // waypointState judges a waypoint from its Gateway, its Deployment and
