@@ -67,7 +67,7 @@ func (c *Checker) ReadBack(ctx context.Context, objs []*unstructured.Unstructure
 		if rv := live.GetResourceVersion(); rv == "" || rv != j.rv {
 			j.report, j.reported = snap.report(k.ref.gk, j.object, objs[i], live)
 			j.rv = ""
-			if judgedAlone(k.ref.gk, j.report) {
+			if judgedAlone(k.ref.gk, j.report, j.reported) {
 				j.rv = rv
 			}
 			next[k] = j
@@ -163,11 +163,17 @@ func (s *snapshot) report(gk schema.GroupKind, object string, desired, live *uns
 		ready, reason := waypointState(live.GetNamespace(), live.GetName(), live, s.deployments[k], s.readyServices[k])
 		r.Healthy, r.Pending, r.Message = ready, !ready, reason
 	case ambient.ServiceGK:
-		// A Service uses a waypoint through its own label or its
-		// namespace's; istiod reports WaypointBound on both.
+		// A Service uses a waypoint through its own label or, without
+		// one, its namespace's; istiod writes WaypointBound on every such
+		// Service, True once bound and False with the reason it is not
+		// (pilot/pkg/serviceregistry/ambient/waypoints.go
+		// fetchWaypointForTarget, pilot/pkg/model/service.go
+		// GetConditions). One in a namespace meshcd has enrolled is
+		// pending until then.
 		w := live.GetLabels()[ambient.LabelUseWaypoint]
 		status := apply.Status(live)
-		if w == "none" || (w == "" && findCondition(conditions(status, "conditions"), ambient.ConditionWaypointBound) == nil) {
+		bound := findCondition(conditions(status, "conditions"), ambient.ConditionWaypointBound) != nil
+		if w == "none" || (w == "" && !bound && !s.enrolled[live.GetNamespace()]) {
 			return r, false
 		}
 		r = conditionReport(status, r, ambient.ConditionWaypointBound)
@@ -200,9 +206,29 @@ func intent(desired, live *unstructured.Unstructured) map[string]any {
 // judgedAlone reports whether report judged r from the live object alone,
 // so that the verdict holds while that object is unchanged. It must match
 // what report reads: a waypoint Gateway's verdict also reads its Deployment
-// and endpoints, and a refused AuthorizationPolicy's its target Service.
-func judgedAlone(gk schema.GroupKind, r Report) bool {
-	return gk != ambient.GatewayGK && (gk != ambient.AuthorizationPolicyGK || r.Healthy)
+// and endpoints, a refused AuthorizationPolicy's its target Service, and a
+// Service without istiod's WaypointBound its namespace's labels.
+func judgedAlone(gk schema.GroupKind, r Report, reported bool) bool {
+	switch gk {
+	case ambient.GatewayGK:
+		return false
+	case ambient.AuthorizationPolicyGK:
+		return r.Healthy
+	case ambient.ServiceGK:
+		return reported && !r.Pending
+	}
+	return true
+}
+
+// usesWaypoint reports whether a Namespace sends its Services to a waypoint
+// by its istio.io/use-waypoint label.
+func usesWaypoint(ns *unstructured.Unstructured) bool {
+	for _, e := range apply.Enrollments(ns) {
+		if e.Label == ambient.LabelUseWaypoint {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitBinding turns an AuthorizationPolicy that istiod refused only because

@@ -26,6 +26,10 @@ type snapshot struct {
 	// readyServices holds the Services with a ready endpoint, keyed by the
 	// Deployment ref of the same name.
 	readyServices map[ref]bool
+	// enrolled are meshcd's namespaces whose live labels send their
+	// Services to a waypoint: those meshcd has enrolled, not those whose
+	// enrollment waits for a waypoint.
+	enrolled map[string]bool
 }
 
 // reported are the kinds health reads back.
@@ -34,10 +38,19 @@ var reported = map[schema.GroupKind]bool{ambient.GatewayGK: true, ambient.Servic
 // snapshot lists meshcd's objects of kinds and, when there are Gateways
 // among them, istiod's waypoint Deployments and their endpoints.
 func (c *Checker) snapshot(ctx context.Context, kinds map[schema.GroupVersionKind]bool) (*snapshot, error) {
-	s := &snapshot{objects: map[ref]*unstructured.Unstructured{}, deployments: map[ref]*unstructured.Unstructured{}, readyServices: map[ref]bool{}}
+	s := &snapshot{objects: map[ref]*unstructured.Unstructured{}, deployments: map[ref]*unstructured.Unstructured{}, readyServices: map[ref]bool{}, enrolled: map[string]bool{}}
 	waypoints := false
 	for gvk := range kinds {
 		waypoints = waypoints || gvk.GroupKind() == ambient.GatewayGK
+		if gvk.GroupKind() == ambient.ServiceGK {
+			namespaces, err := c.list(ctx, namespaceGVK, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
+			if err != nil {
+				return nil, err
+			}
+			for _, ns := range namespaces {
+				s.enrolled[ns.GetName()] = usesWaypoint(ns)
+			}
+		}
 		items, err := c.list(ctx, gvk, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
 		if err != nil {
 			return nil, err

@@ -34,6 +34,7 @@ var (
 	gatewayGVK       = ambient.GatewayGK.WithVersion("v1")
 	deploymentGVK    = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
 	endpointSliceGVK = schema.GroupVersionKind{Group: "discovery.k8s.io", Version: "v1", Kind: "EndpointSlice"}
+	namespaceGVK     = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 )
 
 // WaypointReady reports whether the waypoint Gateway namespace/name serves
