@@ -35,8 +35,9 @@ type snapshot struct {
 // reported are the kinds health reads back.
 var reported = map[schema.GroupKind]bool{ambient.GatewayGK: true, ambient.ServiceGK: true, ambient.AuthorizationPolicyGK: true, ambient.HTTPRouteGK: true}
 
-// snapshot lists meshcd's objects of kinds and, when there are Gateways
-// among them, istiod's waypoint Deployments and their endpoints.
+// snapshot lists meshcd's objects of kinds, meshcd's Namespaces when there
+// are Services among them, and, when there are Gateways, istiod's waypoint
+// Deployments and their endpoints.
 func (c *Checker) snapshot(ctx context.Context, kinds map[schema.GroupVersionKind]bool) (*snapshot, error) {
 	s := &snapshot{objects: map[ref]*unstructured.Unstructured{}, deployments: map[ref]*unstructured.Unstructured{}, readyServices: map[ref]bool{}, enrolled: map[string]bool{}}
 	waypoints := false
