@@ -40,24 +40,25 @@ var reported = map[schema.GroupKind]bool{ambient.GatewayGK: true, ambient.Servic
 // Deployments and their endpoints.
 func (c *Checker) snapshot(ctx context.Context, kinds map[schema.GroupVersionKind]bool) (*snapshot, error) {
 	s := &snapshot{objects: map[ref]*unstructured.Unstructured{}, deployments: map[ref]*unstructured.Unstructured{}, readyServices: map[ref]bool{}, enrolled: map[string]bool{}}
-	waypoints := false
+	waypoints, services := false, false
 	for gvk := range kinds {
 		waypoints = waypoints || gvk.GroupKind() == ambient.GatewayGK
-		if gvk.GroupKind() == ambient.ServiceGK {
-			namespaces, err := c.list(ctx, namespaceGVK, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
-			if err != nil {
-				return nil, err
-			}
-			for _, ns := range namespaces {
-				s.enrolled[ns.GetName()] = usesWaypoint(ns)
-			}
-		}
+		services = services || gvk.GroupKind() == ambient.ServiceGK
 		items, err := c.list(ctx, gvk, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
 		if err != nil {
 			return nil, err
 		}
 		for _, it := range items {
 			s.objects[ref{gvk.GroupKind(), it.GetNamespace(), it.GetName()}] = it
+		}
+	}
+	if services {
+		namespaces, err := c.list(ctx, namespaceGVK, client.MatchingLabels{ambient.LabelManagedBy: ambient.ManagedByValue})
+		if err != nil {
+			return nil, err
+		}
+		for _, ns := range namespaces {
+			s.enrolled[ns.GetName()] = usesWaypoint(ns)
 		}
 	}
 	if !waypoints {
